@@ -1,0 +1,213 @@
+"""The embedded synthetic multi-view dataset: motion -> actors -> rig -> rendered crops.
+
+Every subject (S1, S5-S8 train; S9, S11 test) is a different actor and performs every
+action (one per motion clip) in several takes; every take varies its clip (retiming,
+blending, rotation noise, mirroring), its heading, position and light, and is rendered by
+every camera of the rig. The result is written in the one on-disk format of
+:mod:`mcss.data.format`. The same preset and seed give a byte-identical dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from mcss import __version__
+from mcss.data.format import DatasetWriter
+from mcss.geometry import Camera, image_to_crop, square_box
+from mcss.motion import Motion
+from mcss.motion.deepmimic import clip_paths, load_deepmimic
+from mcss.motion.variation import (
+    normalise_placement,
+    place,
+    reference_bone_lengths,
+    set_bone_lengths,
+    vary,
+)
+from mcss.skeleton import NUM_JOINTS
+from mcss.synth import body, render, rig
+
+MOTION_FPS = 30.0
+CROP_MARGIN = 1.3
+AREA_RADIUS_MM = 800.0
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to synthesise. Presets: :data:`PRESETS`."""
+
+    takes_per_action: int
+    frames_per_take: int
+    fps: float = 10.0
+    image_size: int = 64
+    cameras: int = 4
+    motions: str = "default"  # "default" (upright clips) or "all" (adds acrobatics)
+    max_actions: int | None = None  # keep only the first N clips (tiny datasets)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.image_size <= 256 or self.image_size % 8:
+            raise ValueError(f"image size must be a multiple of 8 in [16, 256], got "
+                             f"{self.image_size}")
+        if self.cameras < 2:
+            raise ValueError(f"need at least 2 cameras, got {self.cameras}")
+        if self.takes_per_action < 1 or self.frames_per_take < 1:
+            raise ValueError("takes per action and frames per take must be positive")
+
+
+PRESETS: dict[str, SynthConfig] = {
+    # seconds: a few frames of two actions, small crops; for tests
+    "tiny": SynthConfig(takes_per_action=1, frames_per_take=8, image_size=32, max_actions=2),
+    # the demo dataset: every upright clip, 2 takes of 4.8 s per subject (~24k crops)
+    "quick": SynthConfig(takes_per_action=2, frames_per_take=48),
+    # every clip including acrobatics, 4 takes of 6.4 s per subject (~108k crops)
+    "full": SynthConfig(takes_per_action=4, frames_per_take=64, motions="all"),
+}
+
+
+def load_clips(which: str, fps: float = MOTION_FPS) -> dict[str, Motion]:
+    """The DeepMimic clips of a motion set, resampled to ``fps``, by action name."""
+    return {name: load_deepmimic(path, fps=fps) for name, path in clip_paths(which).items()}
+
+
+def _ping_pong(n_source: int, n_out: int, step: float) -> np.ndarray:
+    """Source frame indices for ``n_out`` frames taken every ``step`` source frames,
+    playing the clip back and forth when it is too short."""
+    pos = np.round(np.arange(n_out) * step).astype(int)
+    if n_source == 1:
+        return np.zeros(n_out, dtype=int)
+    period = 2 * (n_source - 1)
+    pos = pos % period
+    return np.where(pos < n_source, pos, period - pos)
+
+
+def take_motion(
+    clip: Motion, other: Motion, actor: body.Actor, config: SynthConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """World joints ``(frames_per_take, 17, 3)`` mm of one take of ``clip`` by ``actor``."""
+    varied = vary(clip, rng, other=other)
+    joints = varied.joints[_ping_pong(varied.num_frames, config.frames_per_take,
+                                      varied.fps / config.fps)]
+    lengths = reference_bone_lengths(clip.joints) * body.bone_scales(actor)
+    joints = set_bone_lengths(joints, lengths)
+    # Keep the person inside the capture area: cancel the take's mean horizontal drift.
+    pelvis = joints[:, 0, :2]
+    if np.ptp(pelvis, axis=0).max() > 1500.0:
+        t = np.linspace(-0.5, 0.5, len(joints))[:, None]
+        drift = pelvis[-1] - pelvis[0]
+        joints = joints - np.concatenate([t * drift, np.zeros((len(t), 1))], axis=1)[:, None]
+    joints = normalise_placement(joints, ankle_height_mm=80.0 * actor.height_scale)
+    joints = joints - np.array([*joints[:, 0, :2].mean(axis=0), 0.0])
+    offset = rng.uniform(-1.0, 1.0, 2) * AREA_RADIUS_MM / np.sqrt(2)
+    return place(Motion(joints, config.fps, clip.name), rng.uniform(0, 2 * np.pi), offset).joints
+
+
+@dataclass
+class RenderedView:
+    """One take seen by one camera."""
+
+    images: np.ndarray  # (T, S, S, 3) uint8
+    boxes: np.ndarray  # (T, 3)
+    joints_2d: np.ndarray  # (T, 17, 3) u, v, visible
+    joints_2d_crop: np.ndarray  # (T, 17, 2)
+    joints_3d_camera: np.ndarray  # (T, 17, 3) mm
+
+
+def render_view(
+    joints_world: np.ndarray,
+    actor: body.Actor,
+    camera: Camera,
+    background: np.ndarray,
+    light_world: np.ndarray,
+    size: int,
+    palette: dict | None = None,
+) -> RenderedView:
+    """Render crops of a take ``(T, 17, 3)`` world mm through one camera."""
+    points_cam = camera.world_to_camera(body.body_points(joints_world))
+    joints_cam = points_cam[:, :NUM_JOINTS]
+    uv = camera.project(joints_cam)
+    boxes = square_box(uv, CROP_MARGIN)
+    prims = body.primitive_arrays(points_cam / 1000.0, actor, palette)
+    n = len(joints_world)
+    intrinsics = np.tile([camera.fx, camera.fy, camera.cx, camera.cy], (n, 1))
+    light = np.tile(camera.R @ light_world, (n, 1))
+    result = render.render(
+        render.Primitives(**prims), boxes, intrinsics, joints_cam[:, 0] / 1000.0,
+        rig.sample_crops(background, boxes, size), light,
+    )
+    uv_crop = image_to_crop(uv, boxes, size)
+    visible = body.joints_visible(result.prim, uv_crop)
+    return RenderedView(result.rgb, boxes, np.concatenate([uv, visible[..., None]], -1),
+                        uv_crop, joints_cam)
+
+
+def _light(rng: np.random.Generator) -> np.ndarray:
+    elevation = rng.uniform(np.deg2rad(30), np.deg2rad(70))
+    azimuth = rng.uniform(0, 2 * np.pi)
+    return np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                     np.sin(elevation)])
+
+
+def synthesize(
+    config: SynthConfig, out: Path, on_take: Callable[[int, int], None] | None = None
+) -> Path:
+    """Render the dataset of ``config`` into the folder ``out`` (atomically) and return it.
+
+    ``on_take(done, total)`` is called after every take (progress reporting).
+    """
+    clips = load_clips(config.motions)
+    actions = sorted(clips)[: config.max_actions]
+    subjects = list(body.SUBJECT_ACTORS)
+    root = np.random.SeedSequence(config.seed)
+    rig_rng = np.random.default_rng(root.spawn(1)[0])
+    cameras = rig.make_rig(config.cameras, rig_rng)
+    backgrounds = [rig.render_background(cam, rig_rng) for cam in cameras]
+
+    plan = [(s, a, k) for s in subjects for a in actions for k in range(config.takes_per_action)]
+    sequences = [f"{s}_{a}_{k + 1}" for s, a, k in plan]
+    n_frames = len(plan) * config.frames_per_take * len(cameras)
+    meta = {
+        "image_size": config.image_size,
+        "fps": config.fps,
+        "subjects": subjects,
+        "actions": actions,
+        "sequences": sequences,
+        "cameras": [cam.to_dict() for cam in cameras],
+        "splits": {"train": list(body.TRAIN_SUBJECTS), "test": list(body.TEST_SUBJECTS)},
+        "actors": {s: body.actor_by_name(a).to_dict() for s, a in body.SUBJECT_ACTORS.items()},
+        "provenance": {"generator": "mcss synth", "mcss_version": __version__,
+                       "config": asdict(config), "motions": sorted(clips)},
+    }
+    frames = np.arange(config.frames_per_take)
+    with DatasetWriter(out, meta, n_frames) as writer:
+        for seq_id, (subject, action, take) in enumerate(plan):
+            actor = body.actor_by_name(body.SUBJECT_ACTORS[subject])
+            rng = np.random.default_rng(
+                [config.seed, subjects.index(subject), actions.index(action), take]
+            )
+            other = clips[actions[rng.integers(len(actions))]]
+            joints = take_motion(clips[action], other, actor, config, rng)
+            light = _light(rng)
+            for cam_id, (camera, bg) in enumerate(zip(cameras, backgrounds, strict=True)):
+                view = render_view(joints, actor, camera, bg, light, config.image_size)
+                writer.add(
+                    view.images,
+                    subject_id=subjects.index(subject), action_id=actions.index(action),
+                    sequence_id=seq_id, camera_id=cam_id, frame=frames,
+                    time=frames / config.fps, box=view.boxes, joints_2d=view.joints_2d,
+                    joints_2d_crop=view.joints_2d_crop, joints_3d_camera=view.joints_3d_camera,
+                    joints_3d_world=joints, labelled=True,
+                )
+            if on_take:
+                on_take(seq_id + 1, len(plan))
+        return writer.write()
+
+
+def preset(name: str, **overrides: object) -> SynthConfig:
+    """A named preset with some fields replaced (``None`` values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
