@@ -1,0 +1,3 @@
+from mcss.cli import main
+
+main()

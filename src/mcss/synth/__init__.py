@@ -1,0 +1,1 @@
+"""The embedded synthetic multi-view dataset: actors, rig, ray-cast renderer, generator."""
