@@ -104,6 +104,46 @@ def synth(
         _write_preview(out, preview)
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder (mcss synth / mcss convert).")],
+    out: Annotated[Path, typer.Option(help="Run folder: config, logs, checkpoints.")],
+    preset: Annotated[
+        str | None, typer.Option(help="tiny (seconds), quick (minutes on a CPU), full.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of config keys.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one key: --set lam=0 --set labelled=5%."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a pose network: few 3D labels (default S1) + multi-view unlabelled video.
+
+    lam > 0 is MCSS; --set lam=0 is the baseline (same code path, same schedule);
+    --set lam=0 --set forward_unlabelled=true is the BatchNorm control.
+    Example: mcss train --data data/quick --out runs/mcss --preset quick
+    """
+    from mcss.config import ConfigError, load_config, resolve_config
+    from mcss.train import train as run_training
+
+    try:
+        if resume and (out / "config.yaml").is_file() and not (preset or config or set_):
+            cfg = load_config(out / "config.yaml")
+        else:
+            cfg = resolve_config(preset, config, set_ or [])
+    except ConfigError as err:
+        raise UserError(str(err)) from err
+    Dataset(data)  # fail early, with a clear message, on a bad dataset folder
+    try:
+        metrics = run_training(data, out, cfg, resume=resume, progress=progress)
+    except ConfigError as err:
+        raise UserError(str(err)) from err
+    mpjpe = metrics.get("mpjpe", float("nan"))
+    console.print(f"run written to {out}; final validation MPJPE {mpjpe:.1f} mm")
+
+
 def _write_preview(data: Path, png: Path) -> None:
     from mcss.synth.preview import contact_sheet
 

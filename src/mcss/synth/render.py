@@ -112,7 +112,9 @@ def _hit_capsules(
     return torch.where(h >= 0.0, t, _NO_HIT)
 
 
-def _hit_spheres(d: torch.Tensor, q: torch.Tensor, c: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+def _hit_spheres(
+    d: torch.Tensor, q: torch.Tensor, c: torch.Tensor, r: torch.Tensor
+) -> torch.Tensor:
     """Ray parameter of the first hit with spheres, ``(B, N, S)``, inf when missed."""
     d_c = torch.einsum("bnk,bsk->bns", d, c)
     q_c = torch.einsum("bnk,bsk->bns", q, c)

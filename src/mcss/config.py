@@ -1,0 +1,195 @@
+"""Training configuration: one typed dataclass, named presets, YAML files, ``--set`` overrides.
+
+Resolution order: preset, then the YAML file, then each ``--set key=value``. The resolved
+config is saved as ``config.yaml`` in every run folder, so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An unknown key or an invalid value; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (the dataset aside)."""
+
+    # model
+    arch: str = "resnet18"
+    embedding_dim: int = 128
+    hidden_dim: int = 256
+    pose_frame: str = "canonical"  # canonical | camera (ablation, DESIGN.md section 1)
+    init: str | None = None  # local torchvision state dict for the backbone
+    # labels: a subject list ("S1", "S1,S5") or a percentage of training frames ("5%")
+    labelled: str = "S1"
+    val_subject: str = "S8"  # held out of training entirely; never S9/S11
+    # schedule
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | step
+    warmup_steps: int = 50
+    # batches: labelled frames, and B sequences x K instants x V views unlabelled
+    batch_labelled: int = 32
+    n_sequences: int = 4
+    n_instants: int = 4
+    n_views: int = 2
+    # MCSS term
+    lam: float = 0.1  # weight of the triplet loss; 0 is the baseline
+    lam_warmup_steps: int = 0
+    forward_unlabelled: bool = False  # with lam = 0: the BatchNorm control
+    margin: float = 0.2
+    min_gap: int = 4  # frames; closer frames of a take are never negatives
+    max_gap: int | None = None
+    strategy: str = "semihard"  # hardest | semihard | all
+    other_sequences: bool = False
+    pose_loss: str = "l1"  # l1 | l2 | mpjpe
+    # augmentation
+    flip: bool = True
+    colour: bool = True
+    scale_jitter: float = 0.1
+    shift_jitter: float = 0.05
+    # bookkeeping
+    seed: int = 0
+    val_every: int = 100
+    val_frames: int = 512
+    log_every: int = 10
+    ckpt_every: int = 200
+    keep_last: int = 2
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("arch", self.arch, ("resnet18", "resnet34", "resnet50"))
+        _check_choice("pose_frame", self.pose_frame, ("canonical", "camera"))
+        _check_choice("schedule", self.schedule, ("cosine", "step"))
+        _check_choice("strategy", self.strategy, ("hardest", "semihard", "all"))
+        _check_choice("pose_loss", self.pose_loss, ("l1", "l2", "mpjpe"))
+        for name in ("steps", "batch_labelled", "n_sequences", "n_instants", "embedding_dim",
+                     "hidden_dim", "val_every", "log_every", "ckpt_every", "keep_last",
+                     "min_gap", "val_frames"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_views < 2:
+            raise ConfigError(f"n_views must be >= 2 (multi-view positives), got {self.n_views}")
+        if self.lam < 0 or self.margin < 0 or self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError("lam, margin and weight_decay must be >= 0 and lr > 0")
+        if self.max_gap is not None and self.max_gap < self.min_gap:
+            raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
+        if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
+            raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
+        if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:
+            raise ConfigError("num_workers, warmup_steps and lam_warmup_steps must be >= 0")
+        label_budget(self.labelled)
+
+    @property
+    def uses_unlabelled(self) -> bool:
+        return self.lam > 0 or self.forward_unlabelled
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def label_budget(spec: str) -> tuple[list[str], float | None]:
+    """Parse ``labelled``: ``"S1"`` / ``"S1,S5"`` -> (subjects, None); ``"5%"`` -> ([], 0.05)."""
+    spec = spec.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%", spec)
+    if match:
+        fraction = float(match.group(1)) / 100
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"labelled percentage must be in (0, 100]; got {spec!r}")
+        return [], fraction
+    subjects = [s.strip() for s in spec.split(",") if s.strip()]
+    if not subjects:
+        raise ConfigError("labelled must name subjects (S1 or S1,S5) or a percentage (5%)")
+    return subjects, None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on a CPU: for tests and smoke runs
+    "tiny": {"steps": 20, "batch_labelled": 8, "n_sequences": 2, "n_instants": 2,
+             "n_views": 2, "warmup_steps": 2, "val_every": 10, "val_frames": 64,
+             "log_every": 5, "ckpt_every": 10, "min_gap": 2, "embedding_dim": 32,
+             "hidden_dim": 64},
+    # the demo on 2 CPU cores: a few minutes per run on the quick synthetic dataset
+    "quick": {"steps": 600, "val_every": 100},
+    # longer runs for the reproduction report
+    "full": {"steps": 3000, "val_every": 250, "ckpt_every": 500},
+}
+
+
+def _coerce(name: str, raw: str, current: Any, annotation: str) -> Any:
+    """Parse a ``--set`` string into the type the field declares."""
+    text = raw.strip()
+    if text.lower() in ("none", "null") and "None" in annotation:
+        return None
+    try:
+        if annotation.startswith("bool"):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if annotation.startswith("int"):
+            return int(text)
+        if annotation.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: cannot read {raw!r} as {annotation}") from None
+    return text
+
+
+def resolve_config(
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> TrainConfig:
+    """Preset, then YAML file, then ``key=value`` overrides -> a validated :class:`TrainConfig`."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    known = {f.name: f for f in fields(TrainConfig)}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{config_file}: cannot read the config ({err})") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: a config is a mapping of key: value")
+        unknown = sorted(set(loaded) - set(known))
+        if unknown:
+            raise ConfigError(f"{config_file}: unknown key(s) {unknown}; known: {sorted(known)}")
+        values.update(loaded)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ConfigError(f"--set {item!r}: expected key=value with a key among "
+                              f"{sorted(known)}")
+        annotation = str(known[key].type)
+        values[key] = _coerce(key, raw, values.get(key), annotation)
+    try:
+        return TrainConfig(**values)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config(path: Path) -> TrainConfig:
+    return resolve_config(config_file=path)

@@ -1,0 +1,106 @@
+"""What a training run reads: the label budget split, and the batches of every step.
+
+The 3D labels of frames outside the label budget are never read: :class:`TrainBatches`
+copies the labels of the labelled rows once and the unlabelled batches carry only images
+and their (sequence, frame, camera) keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mcss.augment import AugmentConfig, augment, flip_pose
+from mcss.config import ConfigError, TrainConfig, label_budget
+from mcss.data.batches import LabelledSampler, MultiViewBatchSampler, step_rng
+from mcss.data.format import Dataset
+from mcss.geometry import to_canonical
+
+
+@dataclass(frozen=True)
+class LabelSplit:
+    """Rows of a dataset by role in one training run."""
+
+    labelled: np.ndarray  # rows whose 3D labels train the pose regressor
+    unlabelled_sequences: np.ndarray  # sequences whose views feed the multi-view term
+    validation: np.ndarray  # rows of the held-out training subject (a fixed subsample)
+
+
+def make_split(ds: Dataset, cfg: TrainConfig) -> LabelSplit:
+    """Apply the label budget: named subjects, or a seeded fraction of training frames.
+
+    The validation subject is a *training* subject held out of training entirely; the
+    test subjects (``splits["test"]``) are never touched here.
+    """
+    train_subjects = list(ds.meta["splits"]["train"])
+    if cfg.val_subject not in train_subjects:
+        raise ConfigError(f"val_subject {cfg.val_subject!r} is not a training subject of "
+                          f"{ds.path} ({', '.join(train_subjects)}); never validate on test")
+    fit_subjects = [s for s in train_subjects if s != cfg.val_subject]
+    fit_rows = ds.rows_of(fit_subjects)
+    fit_rows = fit_rows[ds.labelled[fit_rows]]
+    subjects, fraction = label_budget(cfg.labelled)
+    if fraction is None:
+        unknown = [s for s in subjects if s not in fit_subjects]
+        if unknown:
+            raise ConfigError(f"labelled subject(s) {unknown} are not training subjects of "
+                              f"{ds.path}; choose among {', '.join(fit_subjects)}")
+        labelled = ds.rows_of(subjects)
+        labelled = labelled[ds.labelled[labelled]]
+    else:
+        rng = np.random.default_rng([cfg.seed, 7])
+        count = max(1, round(fraction * len(fit_rows)))
+        labelled = np.sort(rng.choice(fit_rows, size=count, replace=False))
+    val_rows = ds.rows_of([cfg.val_subject])
+    pick = np.linspace(0, len(val_rows) - 1, min(cfg.val_frames, len(val_rows))).astype(int)
+    sequences = np.unique(ds.sequence_id[ds.rows_of(fit_subjects)])
+    return LabelSplit(labelled, sequences, val_rows[pick])
+
+
+class TrainBatches(torch.utils.data.Dataset):
+    """Step ``i`` -> the labelled and unlabelled batch of step ``i`` (a pure function of the
+    seed and ``i``, so any DataLoader worker builds the same batch and resume is exact)."""
+
+    def __init__(self, ds: Dataset, split: LabelSplit, cfg: TrainConfig) -> None:
+        self.images = ds.images
+        self.labels = np.asarray(ds.joints_3d_camera[split.labelled], dtype=np.float64)
+        self.labels -= self.labels[:, :1]
+        self.labelled = LabelledSampler(np.arange(len(split.labelled)), cfg.batch_labelled,
+                                        cfg.seed)
+        self.label_rows = split.labelled
+        self.multiview = (
+            MultiViewBatchSampler(ds.index, split.unlabelled_sequences, cfg.n_sequences,
+                                  cfg.n_instants, cfg.n_views, cfg.min_gap, cfg.max_gap,
+                                  cfg.seed)
+            if cfg.uses_unlabelled else None
+        )
+        self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
+        self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
+        # A flip mirrors the pose: views of one instant must keep showing the same pose.
+        self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
+        self.steps, self.seed = cfg.steps, cfg.seed
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        picks = self.labelled.batch(step)
+        images, flipped = augment(self.images[self.label_rows[picks]],
+                                  step_rng(self.seed, step, 2), self.aug)
+        camera = self.labels[picks]
+        camera[flipped] = flip_pose(camera[flipped])
+        batch = {
+            "images": images,
+            "pose_camera": torch.from_numpy(camera).float(),
+            "pose_canonical": torch.from_numpy(to_canonical(camera)).float(),
+        }
+        if self.multiview is not None:
+            rows = self.multiview.batch(step)
+            batch["unlabelled_images"], _ = augment(self.images[rows],
+                                                    step_rng(self.seed, step, 3),
+                                                    self.aug_unlabelled)
+            keys = torch.from_numpy(self.keys[rows].astype(np.int64))
+            batch["sequence"], batch["time"], batch["camera"] = keys.unbind(1)
+        return batch

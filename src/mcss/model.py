@@ -1,0 +1,161 @@
+"""The network: CNN backbone, embedding head, pose regressor and view head.
+
+Pose frames (DESIGN.md section 1): the multi-view loss makes the embedding the same for every
+camera, so a regressor reading only the embedding can predict the pose in the **canonical
+body frame** (:func:`mcss.geometry.canonical_body_frame`) but not in the camera frame. A
+separate *view head* on the backbone feature predicts the body-to-camera rotation (6D
+representation, Gram-Schmidt to a matrix); camera-frame pose = rotation @ canonical pose.
+``pose_frame="camera"`` keeps the naive variant (the regressor predicts camera-frame pose
+from the embedding) as an ablation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+
+from mcss.skeleton import NUM_JOINTS
+
+ARCHS = ("resnet18", "resnet34", "resnet50")
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class PoseOutput:
+    """Network outputs for a batch of B crops (poses root-relative, mm)."""
+
+    feature: torch.Tensor  # (B, F) backbone feature
+    embedding: torch.Tensor  # (B, D) not normalised; the metric loss normalises it
+    pose_camera: torch.Tensor  # (B, 17, 3) camera frame
+    pose_canonical: torch.Tensor | None  # (B, 17, 3) body frame (None for pose_frame=camera)
+    rotation: torch.Tensor | None  # (B, 3, 3) body -> camera
+
+
+def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """Zhou et al.'s continuous 6D rotation representation to matrices ``(..., 3, 3)``:
+    the two 3-vectors are made orthonormal by Gram-Schmidt; they are the first two columns."""
+    a, b = x[..., :3], x[..., 3:]
+    c1 = F.normalize(a, dim=-1)
+    c2 = F.normalize(b - (c1 * b).sum(-1, keepdim=True) * c1, dim=-1)
+    c3 = torch.cross(c1, c2, dim=-1)
+    return torch.stack([c1, c2, c3], dim=-1)
+
+
+def small_crop_backbone(arch: str) -> tuple[nn.Module, int]:
+    """A torchvision ResNet (random init) adapted to 64-128 px crops.
+
+    The stem's 7x7 stride-2 convolution and its max-pool shrink a 64 px crop 4x before the
+    first residual block, leaving 2x2 cells at the end, and a limb 3-4 px wide is blurred
+    away by the 7x7 kernel. mcss uses a 3x3 stride-2 convolution and no max-pool: 2x less
+    downsampling in the stem (4x4 final cells at 64 px), fine detail kept.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown backbone {arch!r}; choose one of {', '.join(ARCHS)}")
+    net = getattr(torchvision.models, arch)(weights=None)
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    feature_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, feature_dim
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, n_out),
+    )
+
+
+class PoseNet(nn.Module):
+    """Crop -> feature -> embedding -> pose; feature -> view rotation.
+
+    Poses are predicted normalised and mapped back to mm with the buffers ``pose_mean``
+    (the mean labelled pose, so an untrained network predicts the mean pose) and
+    ``pose_scale`` (their spread); set them with :meth:`set_pose_statistics`.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        embedding_dim: int = 128,
+        hidden_dim: int = 256,
+        pose_frame: str = "canonical",
+    ) -> None:
+        super().__init__()
+        if pose_frame not in ("canonical", "camera"):
+            raise ValueError(f"pose_frame must be 'canonical' or 'camera', not {pose_frame!r}")
+        self.pose_frame = pose_frame
+        self.backbone, feature_dim = small_crop_backbone(arch)
+        self.embed = nn.Linear(feature_dim, embedding_dim)
+        self.regressor = _mlp(embedding_dim, hidden_dim, NUM_JOINTS * 3)
+        self.view_head = _mlp(feature_dim, hidden_dim, 6) if pose_frame == "canonical" else None
+        self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1))
+        self.register_buffer("pose_mean", torch.zeros(NUM_JOINTS, 3))
+        self.register_buffer("pose_scale", torch.ones(()))
+        if self.view_head is not None:  # start at the identity rotation
+            last = self.view_head[-1]
+            nn.init.zeros_(last.weight)
+            with torch.no_grad():
+                last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+        nn.init.zeros_(self.regressor[-1].weight)
+        nn.init.zeros_(self.regressor[-1].bias)
+
+    def set_pose_statistics(self, poses_mm: torch.Tensor) -> None:
+        """Normalise outputs by the labelled poses ``(N, 17, 3)`` of the regressor's frame."""
+        centred = poses_mm - poses_mm[:, :1]
+        self.pose_mean.copy_(centred.mean(0))
+        self.pose_scale.copy_((centred - self.pose_mean).norm(dim=-1).mean().clamp_min(1.0))
+
+    def set_view_statistics(self, rotations: torch.Tensor) -> None:
+        """Start the view head at the mean labelled body-to-camera rotation ``(N, 3, 3)``
+        (projected onto SO(3)), not at the identity, which shows the body upside down."""
+        if self.view_head is None:
+            return
+        u, _, vh = torch.linalg.svd(rotations.double().mean(0))
+        mean = u @ torch.diag(torch.tensor([1.0, 1.0, torch.linalg.det(u @ vh).item()],
+                                           dtype=torch.float64)) @ vh
+        with torch.no_grad():
+            self.view_head[-1].bias.copy_(torch.cat([mean[:, 0], mean[:, 1]]).float())
+
+    def forward(self, images: torch.Tensor) -> PoseOutput:
+        """``images``: ``(B, 3, H, W)`` float in [0, 1]."""
+        feature = self.backbone((images - self.image_mean) / self.image_std)
+        embedding = self.embed(feature)
+        raw = self.regressor(embedding).view(-1, NUM_JOINTS, 3)
+        pose = raw * self.pose_scale + self.pose_mean
+        pose = pose - pose[:, :1]
+        if self.view_head is None:
+            return PoseOutput(feature, embedding, pose, None, None)
+        rotation = rotation_6d_to_matrix(self.view_head(feature))
+        pose_camera = pose @ rotation.transpose(1, 2)
+        return PoseOutput(feature, embedding, pose_camera, pose, rotation)
+
+
+def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
+    """Load a local torchvision state dict (``.safetensors``, or ``.pth`` read with
+    ``weights_only=True``) into the backbone; returns the keys it skipped (the adapted stem
+    and the classifier do not match ImageNet weights)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init {path}: no such file (a torchvision state dict)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"--init {path}: no tensor matches the {type(model.backbone).__name__} "
+                         "backbone; is it a torchvision ResNet state dict of the same depth?")
+    model.backbone.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
