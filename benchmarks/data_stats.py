@@ -128,6 +128,14 @@ def load_poses(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return joints[ok], ds.subjects[rows][ok]
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews the timings)."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="dataset folder")
@@ -140,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data_stats.json"))
     args = parser.parse_args(argv)
 
+    load_before = load_average()
     synth_seconds = None
     if not args.data.exists():
         print(f"synthesising preset {args.preset!r} into {args.data}", file=sys.stderr)
@@ -281,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             "os_cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "numpy_version": np.__version__,
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         },
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", *sys.argv]),

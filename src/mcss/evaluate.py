@@ -79,3 +79,20 @@ def pose_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str
         "embedding_cosine": mean_pairwise_cosine(torch.from_numpy(pred["embedding"])),
         "spread_ratio": pose_spread(pred["pose_canonical"]) / max(pose_spread(gt_canonical), 1e-9),
     }
+
+
+def collapse_warnings(
+    metrics: dict[str, float], max_cosine: float = 0.9, min_spread: float = 0.5
+) -> list[str]:
+    """Signs of embedding collapse (DESIGN.md section 1): every crop mapped near one point
+    (mean pairwise cosine above ``max_cosine``) or poses regressed to the mean (predicted
+    spread below ``min_spread`` of the ground truth's). An apparent gain with either sign is
+    regression to the mean pose, not learning."""
+    found = []
+    if metrics["embedding_cosine"] > max_cosine:
+        found.append(f"embedding collapse: mean pairwise cosine {metrics['embedding_cosine']:.3f}"
+                     f" > {max_cosine}")
+    if metrics["spread_ratio"] < min_spread:
+        found.append(f"poses regress to the mean: spread {100 * metrics['spread_ratio']:.0f}% "
+                     f"of the ground truth's < {100 * min_spread:.0f}%")
+    return found

@@ -24,7 +24,7 @@ from mcss.checkpoint import load_checkpoint, save_checkpoint
 from mcss.config import TrainConfig, save_config
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
-from mcss.evaluate import pose_metrics, predict, sanity_references
+from mcss.evaluate import collapse_warnings, pose_metrics, predict, sanity_references
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.losses import TripletLoss, pose_loss
 from mcss.mining import TemporalHardNegativeMiner
@@ -112,16 +112,27 @@ class RunLog:
 
 
 class Validator:
-    """Validation on the held-out training subject, with the sanity references."""
+    """Validation on the held-out training subject, with the sanity references.
+
+    Frames whose 3D label is not finite are left out (and counted); with none left every
+    metric is NaN rather than a number computed from nothing.
+    """
 
     def __init__(self, ds: Dataset, rows: np.ndarray, labelled_camera: np.ndarray) -> None:
-        self.images = np.asarray(ds.images[rows])
-        self.gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
-        self.gt = self.gt - self.gt[:, :1]
-        self.references = sanity_references(labelled_camera, self.gt)
+        gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
+        finite = np.isfinite(gt).all(axis=(1, 2))
+        self.images = np.asarray(ds.images[rows[finite]])
+        self.gt = gt[finite] - gt[finite, :1]
+        self.skipped = int((~finite).sum())
+        self.references = sanity_references(labelled_camera, self.gt) if finite.any() else {}
 
     def __call__(self, model: PoseNet) -> dict[str, float]:
-        return pose_metrics(predict(model, self.images), self.gt) | self.references
+        if len(self.gt) == 0:
+            keys = ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "mean_pose_mpjpe",
+                    "mean_pose_pa_mpjpe", "oracle_mpjpe", "embedding_cosine", "spread_ratio")
+            return dict.fromkeys(keys, float("nan")) | {"skipped": self.skipped}
+        metrics = pose_metrics(predict(model, self.images), self.gt)
+        return metrics | self.references | {"skipped": self.skipped}
 
 
 def train(
@@ -143,7 +154,8 @@ def train(
     model.set_view_statistics(torch.from_numpy(np.swapaxes(frames, 1, 2)).float())
     if cfg.init:
         load_backbone_init(model, Path(cfg.init))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     triplet = TripletLoss(TemporalHardNegativeMiner(
         min_gap=cfg.min_gap, max_gap=cfg.max_gap, strategy=cfg.strategy, margin=cfg.margin,
@@ -189,6 +201,13 @@ def train(
 
 
 def _val_line(step: int, m: dict[str, float]) -> str:
+    if not np.isfinite(m["mpjpe"]):
+        return f"val step {step}: no finite validation labels ({m['skipped']} skipped)"
+    warnings = "".join(f" | WARNING {w}" for w in collapse_warnings(m))
+    return warnings and _val_numbers(step, m) + warnings or _val_numbers(step, m)
+
+
+def _val_numbers(step: int, m: dict[str, float]) -> str:
     return (
         f"val step {step}: MPJPE {m['mpjpe']:.1f} mm (canonical {m['canonical_mpjpe']:.1f}, "
         f"PA {m['pa_mpjpe']:.1f}) | mean pose {m['mean_pose_mpjpe']:.1f}, oracle "

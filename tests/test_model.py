@@ -1,0 +1,87 @@
+"""The network, its pose frames, the metrics it is judged by and the collapse monitor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mcss.evaluate import collapse_warnings, pose_metrics, sanity_references
+from mcss.geometry import canonical_body_frame, to_canonical
+from mcss.metrics import mpjpe, n_mpjpe, pa_mpjpe
+from mcss.model import PoseNet, rotation_6d_to_matrix
+
+
+def _poses(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.array([[0, 0, 0], [130, 0, 0], [130, -450, 0], [130, -880, 0], [-130, 0, 0],
+                     [-130, -450, 0], [-130, -880, 0], [0, 230, 0], [0, 480, 0], [0, 600, 30],
+                     [0, 720, 0], [-170, 470, 0], [-170, 200, 0], [-170, -40, 0], [170, 470, 0],
+                     [170, 200, 0], [170, -40, 0]], dtype=float)
+    return base + rng.normal(0, 40, (n, 17, 3))
+
+
+def test_rotation_6d_gives_rotations() -> None:
+    r = rotation_6d_to_matrix(torch.randn(50, 6, dtype=torch.float64))
+    eye = torch.eye(3, dtype=torch.float64).expand(50, 3, 3)
+    assert torch.allclose(r @ r.transpose(1, 2), eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(50, dtype=torch.float64))
+
+
+def test_camera_pose_is_rotation_times_canonical() -> None:
+    torch.manual_seed(0)
+    model = PoseNet(embedding_dim=16, hidden_dim=32).eval()
+    for p in model.regressor[-1].parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    out = model(torch.rand(3, 3, 32, 32))
+    assert out.pose_camera.shape == (3, 17, 3) and out.embedding.shape == (3, 16)
+    assert torch.allclose(out.pose_camera, out.pose_canonical @ out.rotation.transpose(1, 2))
+    assert torch.equal(out.pose_camera[:, 0], torch.zeros(3, 3))
+    ablation = PoseNet(embedding_dim=16, hidden_dim=32, pose_frame="camera").eval()
+    assert ablation(torch.rand(2, 3, 32, 32)).rotation is None
+
+
+def test_untrained_model_predicts_the_mean_pose_seen_from_the_mean_view() -> None:
+    poses = torch.from_numpy(_poses(40)).float()
+    model = PoseNet(embedding_dim=16, hidden_dim=32).eval()
+    model.set_pose_statistics(poses)
+    frames = torch.from_numpy(canonical_body_frame(poses.double().numpy())).float()
+    model.set_view_statistics(frames.transpose(1, 2))
+    out = model(torch.rand(2, 3, 32, 32))
+    mean = poses - poses[:, :1]
+    assert torch.allclose(out.pose_canonical[0], mean.mean(0), atol=1e-4)
+
+
+def test_metrics_on_known_cases() -> None:
+    gt = _poses(5)
+    assert np.allclose(mpjpe(gt + 7.0, gt), 0)  # root-relative: translation is free
+    assert np.allclose(n_mpjpe(gt * 1.3, gt), 0, atol=1e-9)
+    angle = 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
+                    [0, 0, 1]])
+    assert np.allclose(pa_mpjpe(0.5 * gt @ rot.T + 3.0, gt), 0, atol=1e-9)
+    shifted = gt.copy()
+    shifted[:, 5] += [30.0, 40.0, 0.0]  # one joint 50 mm off
+    assert np.allclose(mpjpe(shifted, gt), 50.0 / 17)
+    assert np.allclose(to_canonical(gt @ rot.T), to_canonical(gt))
+
+
+def test_collapsed_embedding_is_flagged() -> None:
+    gt = _poses(64)
+    healthy = {"pose_camera": gt + np.random.default_rng(1).normal(0, 20, gt.shape),
+               "embedding": np.random.default_rng(2).normal(size=(64, 8))}
+    healthy["pose_canonical"] = to_canonical(healthy["pose_camera"])
+    assert collapse_warnings(pose_metrics(healthy, gt)) == []
+    collapsed = {"embedding": np.ones((64, 8)) + np.random.default_rng(3).normal(0, 1e-3,
+                                                                                  (64, 8)),
+                 "pose_camera": np.broadcast_to(gt.mean(0), gt.shape).copy()}
+    collapsed["pose_canonical"] = to_canonical(collapsed["pose_camera"])
+    warnings = collapse_warnings(pose_metrics(collapsed, gt))
+    assert len(warnings) == 2 and "collapse" in warnings[0] and "mean" in warnings[1]
+
+
+def test_sanity_references_by_hand() -> None:
+    labelled = _poses(3)
+    refs = sanity_references(labelled, labelled)
+    assert refs["oracle_mpjpe"] == pytest.approx(0.0, abs=0.1)  # each pose is its own nearest
+    assert refs["mean_pose_mpjpe"] > 20.0

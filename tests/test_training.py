@@ -1,0 +1,146 @@
+"""Training on the tiny synthetic dataset: determinism, exact resume, label budget, learning."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mcss.config import ConfigError, resolve_config
+from mcss.data.batches import MultiViewBatchSampler
+from mcss.data.format import Dataset
+from mcss.data.training import TrainBatches, make_split
+from mcss.train import train
+
+
+def _cfg(**overrides):
+    sets = [f"{k}={v}" for k, v in {"steps": 4, "val_every": 2, "ckpt_every": 2, **overrides}.items()]
+    return resolve_config("tiny", overrides=sets)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    return load_file(run / "checkpoints" / latest / "model.safetensors")
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def mcss_run(tiny_dataset: Path, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "mcss"
+    train(tiny_dataset, run, _cfg(lam=0.5), progress=False)
+    return run
+
+
+def test_same_seed_gives_bit_identical_weights(tiny_dataset, mcss_run, tmp_path) -> None:
+    train(tiny_dataset, tmp_path / "again", _cfg(lam=0.5), progress=False)
+    assert _same(_weights(mcss_run), _weights(tmp_path / "again"))
+    train(tiny_dataset, tmp_path / "seed1", _cfg(lam=0.5, seed=1), progress=False)
+    assert not _same(_weights(mcss_run), _weights(tmp_path / "seed1"))
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(tiny_dataset, mcss_run, tmp_path) -> None:
+    run = tmp_path / "stopped"
+    train(tiny_dataset, run, _cfg(lam=0.5, steps=2), progress=False)
+    cfg = _cfg(lam=0.5)
+    train(tiny_dataset, run, cfg, resume=True, progress=False)
+    assert _same(_weights(mcss_run), _weights(run))
+
+
+def test_unlabelled_labels_are_never_read(tiny_dataset, mcss_run, tmp_path) -> None:
+    """Poison test: NaN 3D labels on every frame outside the budget change nothing."""
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(tiny_dataset, poisoned)
+    ds = Dataset(poisoned)
+    columns = dict(ds.columns)
+    outside = ds.subjects != "S1"
+    for name in ("joints_3d_camera", "joints_3d_world"):
+        columns[name] = columns[name].copy()
+        columns[name][outside] = np.nan
+    np.savez(poisoned / "annotations.npz", **columns)
+    metrics = train(poisoned, tmp_path / "run", _cfg(lam=0.5), progress=False)
+    assert _same(_weights(mcss_run), _weights(tmp_path / "run"))
+    assert np.isnan(metrics["mpjpe"])  # validation subject S8 is poisoned too: nothing hidden
+
+
+def test_baseline_and_control_differ_only_where_they_should(tiny_dataset, tmp_path) -> None:
+    base = train(tiny_dataset, tmp_path / "base", _cfg(lam=0), progress=False)
+    control = train(tiny_dataset, tmp_path / "control", _cfg(lam=0, forward_unlabelled=True),
+                    progress=False)
+    assert np.isfinite(base["mpjpe"]) and np.isfinite(control["mpjpe"])
+    # The control's BatchNorm saw the unlabelled crops: different weights, same code path.
+    assert not _same(_weights(tmp_path / "base"), _weights(tmp_path / "control"))
+    log = (tmp_path / "base" / "metrics.csv").read_text()
+    assert "loss_triplet" not in log and "mean_pose_mpjpe" in log
+
+
+def test_tiny_run_lowers_validation_error(tiny_dataset, tmp_path) -> None:
+    cfg = resolve_config("tiny", overrides=["steps=60", "val_every=10", "lr=3e-3",
+                                            "val_subject=S5"])
+    train(tiny_dataset, tmp_path / "learn", cfg, progress=False)
+    rows = [line.split(",") for line in (tmp_path / "learn" / "metrics.csv").read_text().split()]
+    val = [float(r[3]) for r in rows[1:] if r[1] == "val" and r[2] == "mpjpe"]
+    assert len(val) == 6
+    assert min(val[-2:]) < val[0] - 5.0, val
+
+
+def test_label_budget(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    split = make_split(ds, _cfg())
+    assert set(ds.subjects[split.labelled]) == {"S1"}
+    assert set(ds.subjects[split.validation]) == {"S8"}
+    assert "S8" not in set(ds.subjects[np.isin(ds.sequence_id, split.unlabelled_sequences)])
+    frac = make_split(ds, _cfg(labelled="10%"))
+    fit = np.isin(ds.subjects, ["S1", "S5", "S6", "S7"]).sum()
+    assert len(frac.labelled) == round(0.1 * fit)
+    with pytest.raises(ConfigError, match="S9"):
+        make_split(ds, _cfg(labelled="S9"))
+    with pytest.raises(ConfigError, match="never validate on test"):
+        make_split(ds, _cfg(val_subject="S11"))
+
+
+def test_multiview_batches(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    seqs = np.unique(ds.sequence_id)
+    sampler = MultiViewBatchSampler(ds.index, seqs, n_sequences=3, n_instants=2, n_views=3,
+                                    min_gap=3, seed=5)
+    for step in range(20):
+        rows = sampler.batch(step).reshape(3, 2, 3)
+        assert len(np.unique(ds.sequence_id[rows[:, 0, 0]])) == 3
+        for group in rows:
+            assert len(np.unique(ds.sequence_id[group])) == 1
+            frames = ds.frame[group]
+            assert (frames == frames[:, :1]).all()  # the views of an instant share its frame
+            assert len(np.unique(ds.camera_id[group[0]])) == 3
+            assert abs(int(frames[0, 0]) - int(frames[1, 0])) >= 3
+    assert np.array_equal(sampler.batch(7), sampler.batch(7))
+
+
+def test_batches_are_the_same_with_dataloader_workers(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    cfg = _cfg(lam=0.5)
+    batches = TrainBatches(ds, make_split(ds, cfg), cfg)
+    loader = torch.utils.data.DataLoader(batches, sampler=range(4), batch_size=None,
+                                         num_workers=2)
+    for step, batch in enumerate(loader):
+        direct = batches[step]
+        assert all(torch.equal(batch[k], direct[k]) for k in direct)
+
+
+def test_flipped_labels_swap_left_and_right(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    cfg = _cfg()
+    batches = TrainBatches(ds, make_split(ds, cfg), cfg)
+    plain = TrainBatches(ds, make_split(ds, cfg), _cfg(flip=False))
+    a, b = batches[0]["pose_camera"], plain[0]["pose_camera"]
+    flipped = ~torch.isclose(a, b).all(dim=(1, 2))
+    assert flipped.any()
+    # Right hip (1) of the flipped pose is the mirrored left hip (4) of the original.
+    assert torch.allclose(a[flipped][:, 1, 0], -b[flipped][:, 4, 0])
+    assert torch.allclose(a[flipped][:, 1, 1:], b[flipped][:, 4, 1:])
