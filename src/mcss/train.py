@@ -204,7 +204,7 @@ def _val_line(step: int, m: dict[str, float]) -> str:
     if not np.isfinite(m["mpjpe"]):
         return f"val step {step}: no finite validation labels ({m['skipped']} skipped)"
     warnings = "".join(f" | WARNING {w}" for w in collapse_warnings(m))
-    return warnings and _val_numbers(step, m) + warnings or _val_numbers(step, m)
+    return _val_numbers(step, m) + warnings
 
 
 def _val_numbers(step: int, m: dict[str, float]) -> str:
