@@ -18,7 +18,8 @@ from mcss.train import train
 
 
 def _cfg(**overrides):
-    sets = [f"{k}={v}" for k, v in {"steps": 4, "val_every": 2, "ckpt_every": 2, **overrides}.items()]
+    values = {"steps": 4, "val_every": 2, "ckpt_every": 2, **overrides}
+    sets = [f"{k}={v}" for k, v in values.items()]
     return resolve_config("tiny", overrides=sets)
 
 
