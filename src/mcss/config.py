@@ -53,6 +53,7 @@ class TrainConfig:
     strategy: str = "semihard"  # hardest | semihard | all
     other_sequences: bool = False
     pose_loss: str = "l1"  # l1 | l2 | mpjpe
+    view_weight: float = 0.1  # weight of the view head's camera-frame loss
     # augmentation
     flip: bool = True
     colour: bool = True
@@ -125,7 +126,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "log_every": 5, "ckpt_every": 10, "min_gap": 2, "embedding_dim": 32,
              "hidden_dim": 64},
     # the demo on 2 CPU cores: a few minutes per run on the quick synthetic dataset
-    "quick": {"steps": 600, "val_every": 100},
+    "quick": {"steps": 1000, "val_every": 200},
     # longer runs for the reproduction report
     "full": {"steps": 3000, "val_every": 250, "ckpt_every": 500},
 }

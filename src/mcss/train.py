@@ -28,7 +28,7 @@ from mcss.evaluate import collapse_warnings, pose_metrics, predict, sanity_refer
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.losses import TripletLoss, pose_loss
 from mcss.mining import TemporalHardNegativeMiner
-from mcss.model import PoseNet, load_backbone_init
+from mcss.model import PoseNet, PoseOutput, load_backbone_init
 
 
 def build_model(cfg: TrainConfig) -> PoseNet:
@@ -68,15 +68,28 @@ def training_step(
         images = torch.cat([images, batch["unlabelled_images"]])
     out = model(images)
     metres = 1e-3  # pose losses in metres keep them on the triplet loss's scale
-    loss_camera = pose_loss(out.pose_camera[:n_lab] * metres, batch["pose_camera"] * metres,
-                            cfg.pose_loss)
-    loss = loss_camera
-    stats = {"loss_camera": loss_camera.item()}
-    if out.pose_canonical is not None:
-        loss_canonical = pose_loss(out.pose_canonical[:n_lab] * metres,
-                                   batch["pose_canonical"] * metres, cfg.pose_loss)
-        loss = loss + loss_canonical
-        stats["loss_canonical"] = loss_canonical.item()
+    target_camera = batch["pose_camera"] * metres
+    if out.rotation is None:  # the camera-frame ablation: the regressor predicts it directly
+        loss = pose_loss(out.pose_camera[:n_lab] * metres, target_camera, cfg.pose_loss)
+        return _with_triplet(loss, {"loss_camera": loss.item()}, out, batch, triplet, lam, n_lab)
+    # The regressor learns the canonical pose; the view head learns the rotation that takes
+    # the true canonical pose to the true camera-frame pose. Kept apart, an early, wrong
+    # rotation cannot drag the canonical prediction towards the mean pose.
+    target_canonical = batch["pose_canonical"] * metres
+    loss_canonical = pose_loss(out.pose_canonical[:n_lab] * metres, target_canonical,
+                               cfg.pose_loss)
+    rotated = target_canonical @ out.rotation[:n_lab].transpose(1, 2)
+    loss_view = pose_loss(rotated, target_camera, cfg.pose_loss)
+    stats = {"loss_canonical": loss_canonical.item(), "loss_view": loss_view.item()}
+    loss = loss_canonical + cfg.view_weight * loss_view
+    return _with_triplet(loss, stats, out, batch, triplet, lam, n_lab)
+
+
+def _with_triplet(
+    loss: torch.Tensor, stats: dict[str, float], out: PoseOutput, batch: dict[str, torch.Tensor],
+    triplet: TripletLoss, lam: float, n_lab: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Add ``lam`` times the triplet loss of the unlabelled part of the batch."""
     if lam > 0:
         loss_triplet, tstats = triplet(out.embedding[n_lab:], batch["sequence"], batch["time"],
                                        batch["camera"])

@@ -124,13 +124,14 @@ _CAPSULES: tuple[tuple[int, int, float, str], ...] = (
     (J["right_foot"], NUM_JOINTS + 1, 0.042, "shoes"),
 )
 # Spheres: (centre point index, radius in m, part). Points beyond the joints: 17, 18 toes,
-# 19 head centre, 20 hair centre, 21 nose, 22, 23 hands.
+# 19 head centre, 20 hair centre, 21 nose, 22, 23 hands, 24 chest print.
 _SPHERES: tuple[tuple[int, float, str], ...] = (
     (NUM_JOINTS + 2, 0.100, "skin"),
     (NUM_JOINTS + 3, 0.103, "hair"),
-    (NUM_JOINTS + 4, 0.028, "nose"),
+    (NUM_JOINTS + 4, 0.034, "nose"),
     (NUM_JOINTS + 5, 0.048, "skin"),
     (NUM_JOINTS + 6, 0.048, "skin"),
+    (NUM_JOINTS + 7, 0.070, "print"),  # a print on the shirt's front: front and back differ
 )
 LEFT_PARTS = (1, 5, 7, 9, 11, 13)
 """Capsule indices of the body's left side (torso flank, arm, leg, foot)."""
@@ -146,9 +147,9 @@ def body_forward(joints: np.ndarray) -> np.ndarray:
 
 
 def body_points(joints: np.ndarray) -> np.ndarray:
-    """The 17 joints plus the extra surface points (toes, head, hair, nose, hands), mm.
+    """The 17 joints plus the extra surface points (toes, head, hair, nose, hands, print), mm.
 
-    ``joints``: ``(..., 17, 3)`` world, z-up, mm. Returns ``(..., 24, 3)``.
+    ``joints``: ``(..., 17, 3)`` world, z-up, mm. Returns ``(..., 25, 3)``.
     """
     fwd = body_forward(joints)
     head_axis = joints[..., J["head"], :] - joints[..., J["neck_base"], :]
@@ -166,8 +167,14 @@ def body_points(joints: np.ndarray) -> np.ndarray:
         head_c + 95.0 * face - 10.0 * head_up,
         _hand(joints, "left"),
         _hand(joints, "right"),
+        _chest(joints) + 75.0 * fwd,
     ]
     return np.concatenate([joints, np.stack(extra, axis=-2)], axis=-2)
+
+
+def _chest(joints: np.ndarray) -> np.ndarray:
+    spine, thorax = joints[..., J["spine"], :], joints[..., J["thorax"], :]
+    return spine + 0.6 * (thorax - spine)
 
 
 def _hand(joints: np.ndarray, side: str) -> np.ndarray:
@@ -187,6 +194,8 @@ def _joint_primitives() -> tuple[frozenset[int], ...]:
     owners[J["neck_base"]] |= {n_caps + 0, n_caps + 1}
     owners[J["left_wrist"]].add(n_caps + 3)
     owners[J["right_wrist"]].add(n_caps + 4)
+    owners[J["spine"]].add(n_caps + 5)
+    owners[J["thorax"]].add(n_caps + 5)
     return tuple(frozenset(o) for o in owners)
 
 
@@ -220,6 +229,7 @@ def part_colours(actor: Actor) -> dict[str, tuple[float, float, float]]:
         "sleeve_upper": _rgb(actor.shirt),
         "sleeve_lower": _rgb(actor.shirt if actor.long_sleeves else actor.skin),
         "trouser_lower": _rgb(actor.trousers if actor.long_trousers else actor.skin),
+        "print": tuple(1.0 - c for c in _rgb(actor.shirt)),  # the shirt's complement
     }
 
 

@@ -53,6 +53,11 @@ def _value_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
     return top * (1 - fy) + bottom * fy
 
 
+def _muted(rng: np.random.Generator) -> np.ndarray:
+    """A studio-like colour: mid grey with a slight tint (rooms rarely look like candy)."""
+    return rng.uniform(0.3, 0.7) + rng.uniform(-0.08, 0.08, 3)
+
+
 def render_background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
     """A full-resolution ``(H, W, 3)`` uint8 view of a room: tiled floor, textured wall."""
     h, w = camera.height, camera.width
@@ -69,7 +74,7 @@ def render_background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
     on_floor = floor_t < wall_t
     hit = eye + rays * np.where(on_floor, floor_t, wall_t)[..., None]
 
-    floor_a, floor_b, wall_a, wall_b = (rng.uniform(0.15, 0.85, 3) for _ in range(4))
+    floor_a, floor_b, wall_a, wall_b = (_muted(rng) for _ in range(4))
     tile = rng.uniform(400.0, 900.0)
     checker = ((np.floor(hit[..., 0] / tile) + np.floor(hit[..., 1] / tile)) % 2)[..., None]
     floor_rgb = floor_a * checker + floor_b * (1 - checker)
@@ -77,8 +82,8 @@ def render_background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
     stripes = (0.5 + 0.5 * np.sin(angle * rng.integers(6, 20) + hit[..., 2] / 700.0))[..., None]
     wall_rgb = wall_a * stripes + wall_b * (1 - stripes)
     rgb = np.where(on_floor[..., None], floor_rgb, wall_rgb)
-    rgb *= 0.75 + 0.5 * _value_noise(rng, (h, w), 12)[..., None]
-    rgb += rng.normal(0.0, 0.03, rgb.shape)
+    rgb *= 0.85 + 0.3 * _value_noise(rng, (h, w), 12)[..., None]
+    rgb += rng.normal(0.0, 0.02, rgb.shape)
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 

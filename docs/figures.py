@@ -1,0 +1,57 @@
+"""Draw the figures of the docs: ``python docs/figures.py`` (writes docs/images/*.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mcss.geometry import canonical_body_frame, to_canonical  # noqa: E402
+from mcss.motion.deepmimic import clip_paths, load_deepmimic  # noqa: E402
+from mcss.skeleton import BONES, JOINT_NAMES  # noqa: E402
+
+OUT = Path(__file__).parent / "images"
+
+
+def canonical_frame_figure() -> Path:
+    """A walking pose in the world and in the canonical body frame, with the frame's axes."""
+    pose = load_deepmimic(clip_paths()["walk"]).joints[12]
+    frame = canonical_body_frame(pose)
+    canon = to_canonical(pose)
+    fig = plt.figure(figsize=(10, 5))
+    for k, (title, joints, axes, origin) in enumerate([
+        ("world frame (z up, mm)", pose, frame, pose[0]),
+        ("canonical body frame", canon, np.eye(3), np.zeros(3)),
+    ]):
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        for parent, child in BONES:
+            side = JOINT_NAMES[child].split("_")[0]
+            colour = {"left": "tab:blue", "right": "tab:red"}.get(side, "0.3")
+            xyz = joints[[parent, child]]
+            ax.plot(xyz[:, 0], xyz[:, 1], xyz[:, 2], color=colour, lw=2)
+        for axis, name, colour in zip(axes, ("x: LHip->RHip", "up: pelvis->thorax",
+                                             "z = x cross up"), ("m", "g", "k"), strict=True):
+            tip = origin + 350 * axis
+            ax.quiver(*origin, *(tip - origin), color=colour, lw=2, arrow_length_ratio=0.15)
+            ax.text(*tip, name, color=colour, fontsize=8)
+        ax.set_title(title)
+        centre = joints.mean(axis=0)
+        for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
+            setter(c - 900, c + 900)
+        if k == 1:
+            ax.view_init(elev=15, azim=-60, vertical_axis="y")
+    fig.suptitle("Canonical body frame: origin pelvis; up = pelvis->thorax; x = LHip->RHip "
+                 "made orthogonal to up; z = x cross up (the body faces -z). Left blue, right red.",
+                 fontsize=9)
+    OUT.mkdir(exist_ok=True)
+    path = OUT / "canonical_frame.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+if __name__ == "__main__":
+    print(canonical_frame_figure())
