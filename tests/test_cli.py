@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,38 @@ def test_bad_arguments_give_one_line_and_exit_2(
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, stderr)
     assert not (tmp_path / "x").exists()
+
+
+def test_train_eval_retrieve_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", str(tiny_dataset), "--out", str(run), "--preset", "tiny",
+              "--set", "steps=2", "--set", "ckpt_every=2", "--no-progress"])
+    assert stop.value.code == 0
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "latest").is_file()
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", str(run), "--data", str(tiny_dataset)])
+    report = capsys.readouterr().out
+    assert stop.value.code == 0
+    assert "mean over actions" in report and "mean-pose predictor" in report
+    result = json.loads((run / "eval-test.json").read_text())
+    assert result["frames"] == 2 * 2 * 8 * 4  # S9, S11 x 2 actions x 8 frames x 4 cameras
+    assert set(result["per_action"]) == {"dance_a", "dance_b"}
+    with pytest.raises(SystemExit) as stop:
+        main(["retrieve", f"mine={run}", "--data", str(tiny_dataset), "--out",
+              str(tmp_path / "ret")])
+    assert stop.value.code == 0
+    ret = json.loads((tmp_path / "ret" / "results.json").read_text())
+    assert set(ret) == {"mine", "random"} and (tmp_path / "ret" / "grid_mine.png").is_file()
+
+
+def test_train_refuses_bad_config_and_data(tmp_path: Path, tiny_dataset: Path, capsys) -> None:
+    for args, message in [
+        (["--data", str(tmp_path)], "not an mcss dataset"),
+        (["--data", str(tiny_dataset), "--set", "lamda=1"], "key among"),
+        (["--data", str(tiny_dataset), "--set", "labelled=S9"], "not training subjects"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "--out", str(tmp_path / "r"), "--preset", "tiny", *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(err) == 1 and message in err[0], (args, err)

@@ -131,6 +131,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return folders[-1] if folders else None
 
 
+def checkpoint_extra(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The step folder ``path`` resolves to and the ``extra`` dict saved with it (config,
+    metrics), without loading any tensor."""
+    folder = _resolve(Path(path))
+    return folder, _read_state(folder).get("extra", {})
+
+
 def load_checkpoint(
     path: Path,
     model: nn.Module,

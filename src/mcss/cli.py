@@ -144,6 +144,70 @@ def train(
     console.print(f"run written to {out}; final validation MPJPE {mpjpe:.1f} mm")
 
 
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Argument(help="Run folder (its latest checkpoint) or a "
+                                         "checkpoint folder.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder to evaluate on.")],
+    split: Annotated[str, typer.Option(help="Split of the dataset (never tune on test).")] = "test",
+    out: Annotated[Path | None, typer.Option(help="Folder for eval-<split>.json and .md "
+                                             "(default: the run folder).")] = None,
+) -> None:
+    """Evaluate a trained run: per-action MPJPE, canonical MPJPE, PA-MPJPE, N-MPJPE, 3D-PCK
+    and AUC, the mean over actions and over frames, beside the mean-pose and
+    nearest-labelled-pose references.
+
+    Example: mcss eval runs/mcss --data data/quick --split test
+    """
+    import json
+
+    from mcss.checkpoint import CheckpointError
+    from mcss.evaluate import evaluate_run, evaluation_markdown
+
+    try:
+        result = evaluate_run(run, data, split)
+    except CheckpointError as err:
+        raise UserError(str(err)) from err
+    folder = out or (run if (run / "config.yaml").exists() else run.parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"eval-{split}.json").write_text(json.dumps(result, indent=1) + "\n")
+    report = evaluation_markdown(result)
+    (folder / f"eval-{split}.md").write_text(report)
+    print(report)
+    console.print(f"written {folder / f'eval-{split}.json'} and .md")
+
+
+@app.command()
+def retrieve(
+    runs: Annotated[list[str], typer.Argument(help="NAME=RUN pairs (or RUN): the runs to "
+                                               "compare, e.g. mcss=runs/mcss base=runs/base.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder.")],
+    out: Annotated[Path, typer.Option(help="Folder for results.json, retrieval.md, grids.")],
+    split: Annotated[str, typer.Option(help="Split to search in.")] = "test",
+    max_queries: Annotated[int, typer.Option(help="Queries drawn (seeded) from the split.")] = 2000,
+) -> None:
+    """Cross-view pose retrieval: a query from one camera, the gallery from the other cameras;
+    a hit at k when a top-k match has a pose within 50/75/100 mm (PA-MPJPE) of the query's.
+    Compared with a random ranking.
+
+    Example: mcss retrieve mcss=runs/mcss base=runs/base --data data/quick --out runs/retrieval
+    """
+    from mcss.checkpoint import CheckpointError
+    from mcss.evaluate import retrieve_runs
+    from mcss.retrieval import retrieval_table
+
+    named = {}
+    for item in runs:
+        name, sep, path = item.partition("=")
+        named[name if sep else Path(item).name] = Path(path if sep else item)
+    try:
+        results = retrieve_runs(named, data, out, split, max_queries)
+    except CheckpointError as err:
+        raise UserError(str(err)) from err
+    print(retrieval_table(results))
+    console.print(f"written {out}/results.json, retrieval.md and grid_*.png")
+
+
 def _write_preview(data: Path, png: Path) -> None:
     from mcss.synth.preview import contact_sheet
 

@@ -9,13 +9,21 @@ broken, not a weak baseline.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 
 from mcss.augment import to_tensor
+from mcss.checkpoint import CheckpointError, checkpoint_extra, load_checkpoint
+from mcss.config import TrainConfig
+from mcss.data.format import Dataset, DatasetError
+from mcss.data.training import make_split
 from mcss.distances import mean_pairwise_cosine
 from mcss.geometry import to_canonical
-from mcss.metrics import mpjpe, pa_mpjpe
+from mcss.metrics import auc, mpjpe, n_mpjpe, pa_mpjpe, pck
 from mcss.model import PoseNet
 
 
@@ -96,3 +104,126 @@ def collapse_warnings(
         found.append(f"poses regress to the mean: spread {100 * metrics['spread_ratio']:.0f}% "
                      f"of the ground truth's < {100 * min_spread:.0f}%")
     return found
+
+
+def load_trained(run_or_checkpoint: Path) -> tuple[PoseNet, TrainConfig, Path]:
+    """The trained model of a run folder (its latest checkpoint) or of one checkpoint folder,
+    with the config it was trained with."""
+    folder, extra = checkpoint_extra(Path(run_or_checkpoint))
+    if "config" not in extra:
+        raise CheckpointError(f"{folder}: the checkpoint carries no config; was it written by "
+                              "`mcss train`?")
+    cfg = TrainConfig(**extra["config"])
+    model = PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame)
+    load_checkpoint(folder, model, restore_rng=False)
+    return model.eval(), cfg, folder
+
+
+def per_frame_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric, one value per frame (mm, or a fraction for PCK/AUC)."""
+    gt_canonical = to_canonical(gt_camera)
+    return {
+        "mpjpe": mpjpe(pred["pose_camera"], gt_camera),
+        "canonical_mpjpe": mpjpe(pred["pose_canonical"], gt_canonical),
+        "n_mpjpe": n_mpjpe(pred["pose_camera"], gt_camera),
+        "pa_mpjpe": pa_mpjpe(pred["pose_camera"], gt_camera),
+        "pck150": pck(pred["pose_camera"], gt_camera, 150.0),
+        "auc": auc(pred["pose_camera"], gt_camera),
+    }
+
+
+def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> dict[str, Any]:
+    """Protocol evaluation of a trained run on one split of a dataset: per-action table,
+    mean over actions and mean over frames, the sanity references, collapse monitors."""
+    model, cfg, folder = load_trained(run_or_checkpoint)
+    ds = Dataset(data)
+    rows = ds.split_rows(split)
+    gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
+    keep = np.isfinite(gt).all(axis=(1, 2)) & ds.labelled[rows]
+    rows, gt = rows[keep], gt[keep] - gt[keep, :1]
+    if len(rows) == 0:
+        raise DatasetError(f"{data}: split {split!r} has no frame with a 3D label to evaluate")
+    pred = predict(model, ds.images[rows])
+    frames = per_frame_metrics(pred, gt)
+    actions = ds.actions[rows]
+    per_action = {a: {k: float(v[actions == a].mean()) for k, v in frames.items()}
+                  for a in sorted(set(actions))}
+    labelled = make_split(ds, cfg).labelled
+    labelled_gt = np.asarray(ds.joints_3d_camera[labelled], dtype=np.float64)
+    return {
+        "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
+        "per_action": per_action,
+        "mean_over_actions": {k: float(np.mean([a[k] for a in per_action.values()]))
+                              for k in frames},
+        "mean_over_frames": {k: float(v.mean()) for k, v in frames.items()},
+        "references": sanity_references(labelled_gt - labelled_gt[:, :1], gt),
+        "monitors": {k: v for k, v in pose_metrics(pred, gt).items()
+                     if k in ("embedding_cosine", "spread_ratio")},
+    }
+
+
+def evaluation_markdown(result: dict[str, Any]) -> str:
+    """The evaluation as a markdown report: per-action table, averages and references."""
+    cols = ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "n_mpjpe", "pck150", "auc")
+    head = "| action | MPJPE | canonical | PA-MPJPE | N-MPJPE | PCK@150 | AUC |"
+    lines = [f"# Evaluation: {result['split']} split, {result['frames']} frames", "",
+             f"checkpoint `{result['checkpoint']}`, data `{result['data']}`", "",
+             head, "|---|" + "---:|" * len(cols)]
+
+    def row(name: str, m: dict[str, float]) -> str:
+        cells = [f"{m[c]:.1f}" if "pck" not in c and c != "auc" else f"{100 * m[c]:.1f}%"
+                 for c in cols]
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    lines += [row(a, m) for a, m in result["per_action"].items()]
+    lines += [row("**mean over actions**", result["mean_over_actions"]),
+              row("**mean over frames**", result["mean_over_frames"])]
+    ref, mon = result["references"], result["monitors"]
+    lines += ["", "Sanity references (canonical frame, mm): mean-pose predictor "
+              f"{ref['mean_pose_mpjpe']:.1f} (PA {ref['mean_pose_pa_mpjpe']:.1f}); "
+              f"nearest-labelled-pose oracle {ref['oracle_mpjpe']:.1f}.",
+              f"Collapse monitors: embedding mean pairwise cosine {mon['embedding_cosine']:.3f}, "
+              f"predicted-pose spread {100 * mon['spread_ratio']:.0f}% of the ground truth's."]
+    lines += [f"WARNING: {w}" for w in collapse_warnings(mon)]
+    return "\n".join(lines) + "\n"
+
+
+def retrieve_runs(
+    runs: dict[str, Path], data: Path, out: Path, split: str = "test",
+    max_queries: int | None = 2000, seed: int = 0,
+) -> dict[str, Any]:
+    """Cross-view retrieval benchmark of trained runs (and a random ranking) on one split:
+    ``results.json``, ``retrieval.md`` and one ``grid_<name>.png`` per run in ``out``."""
+    from mcss.retrieval import (
+        cross_view_retrieval,
+        cross_view_search,
+        random_ranking,
+        retrieval_grid,
+        retrieval_table,
+        select_queries,
+        topk_pa_mpjpe,
+    )
+
+    ds = Dataset(data)
+    rows = ds.split_rows(split)
+    gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
+    keep = np.isfinite(gt).all(axis=(1, 2))
+    rows, poses = rows[keep], gt[keep] - gt[keep, :1]
+    keys = {"camera": ds.camera_id[rows], "sequence": ds.sequence_id[rows],
+            "frame": ds.frame[rows]}
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for name, run in runs.items():
+        model, _, _ = load_trained(run)
+        emb = predict(model, ds.images[rows])["embedding"]
+        results[name] = cross_view_retrieval(emb, poses, **keys, max_queries=max_queries,
+                                             seed=seed)
+        shown = select_queries(keys["camera"], max_queries=6, seed=seed)
+        topk, _ = cross_view_search(emb, keys["camera"], shown, 5)
+        retrieval_grid(ds.images, rows[shown], np.where(topk >= 0, rows[topk.clip(0)], -1),
+                       out / f"grid_{name}.png", errors=topk_pa_mpjpe(poses, shown, topk),
+                       labels=[f"{name}: query {r}" for r in rows[shown]])
+    results["random"] = random_ranking(poses, **keys, max_queries=max_queries, seed=seed)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "retrieval.md").write_text(retrieval_table(results))
+    return results

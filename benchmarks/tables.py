@@ -1,0 +1,90 @@
+"""Write the README's benchmark tables from the committed ``benchmarks/results/*.json``.
+
+    python benchmarks/tables.py        # rewrites the block between the README's markers
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render_table(r: dict) -> str:
+    m = r["machine"]
+    rows = "\n".join(
+        f"| {x['size']} | {x['render']['crops_per_s_median']:.0f} | "
+        f"{x['train']['img_per_s_median']:.0f} | {x['ratio_render_over_train']:.1f}x |"
+        for x in r["results"]
+    )
+    return (
+        f"**Renderer vs training** (`{r['command']}`; {m['cpu_model']}, {m['os_cpu_count']} "
+        f"cores, torch {m['torch_version']}; median of {r['repeats']}):\n\n"
+        "| crop px | renderer crops/s | ResNet-18 train img/s | ratio (target >= 5x) |\n"
+        "|---:|---:|---:|---:|\n" + rows
+    )
+
+
+def data_table(d: dict) -> str:
+    s = d["stats_mm"]
+    rows = [
+        ("nearest S1 pose (PA-MPJPE)", "nearest_S1_pa_mpjpe"),
+        ("nearest pose of any training subject (PA-MPJPE)", "nearest_train_pa_mpjpe"),
+        ("mean S1 pose (canonical-frame MPJPE)", "mean_pose_canonical_mpjpe"),
+        ("mean S1 pose (PA-MPJPE)", "mean_pose_pa_mpjpe"),
+    ]
+    body = "\n".join(f"| {label} | {s[k]['median']:.1f} | {s[k]['p10']:.1f} | "
+                     f"{s[k]['p90']:.1f} |" for label, k in rows)
+    return (
+        "**Synthetic test poses vs training poses** (`python benchmarks/data_stats.py --data "
+        "DIR`, quick preset; S9/S11 test poses, one camera per instant; mm; deterministic):\n\n"
+        "| | median | p10 | p90 |\n|---|---:|---:|---:|\n" + body
+    )
+
+
+def throughput_table(t: dict) -> str:
+    b = t["config"]["batch"]
+    batch = b["labelled"] + b["unlabelled"]
+    mining = t["mining_at_256"]
+    return (
+        f"**Training throughput** (`{t['command']}`; quick preset, {t['config']['image_size']} "
+        f"px, batch {b['labelled']} labelled + {b['unlabelled']} unlabelled; "
+        f"{t['machine']['cpu']}, {t['machine']['cpu_count']} cores; median of "
+        f"{len(t['ours_steps_per_s'])}):\n\n"
+        "| | steps/s | crops/s |\n|---|---:|---:|\n"
+        f"| mcss MCSS step (data, augmentation, mining, losses, AdamW) | "
+        f"{t['median_ours']:.2f} | {t['samples_per_s']:.0f} |\n"
+        f"| plain forward+backward+AdamW, random tensors (compute limit) | "
+        f"{t['median_reference']:.2f} | {t['median_reference'] * batch:.0f} |\n"
+        f"| ratio (target >= 0.90) | {t['ratio']:.2f} | |\n\n"
+        f"Mining the temporal hard negatives of a 256-crop batch: "
+        f"{1000 * mining['mining_s']:.1f} ms, {100 * mining['fraction']:.2f}% of a training "
+        "step at that batch size (target < 2%)."
+    )
+
+
+def main() -> None:
+    parts = []
+    for name, make in (("render", render_table), ("data_stats", data_table),
+                       ("train_throughput", throughput_table)):
+        result = _load(name)
+        if result is not None:
+            parts.append(make(result))
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(head + START + "\n" + "\n\n".join(parts) + "\n" + END + tail)
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
