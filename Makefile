@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/mcss reproduce --preset quick --out runs/demo
 	$(VENV)/bin/mcss synth --preset quick --out runs/demo/data --preview runs/demo/preview.png
-	@echo "Preview written to runs/demo/preview.png"
+	@echo "Report: runs/demo/report/index.html; dataset preview: runs/demo/preview.png"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -208,6 +208,30 @@ def retrieve(
     console.print(f"written {out}/results.json, retrieval.md and grid_*.png")
 
 
+@app.command("reproduce")
+def reproduce_(
+    preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo); "
+                                        "full: baseline, BatchNorm control, MCSS, 3 seeds; "
+                                        "curve: 1-100% labels; tiny: seconds, for tests.")
+                      ] = "quick",
+    out: Annotated[Path, typer.Option(help="Folder for data, runs, results.json, report/.")
+                   ] = Path("runs/reproduce"),
+) -> None:
+    """Synthesise the data, train with S1-only labels, evaluate, retrieve, and write
+    results.json and report/index.html. A second call reuses every finished stage.
+
+    Example: mcss reproduce --preset quick --out runs/quick
+    """
+    from mcss.reproduce import reproduce, results_markdown
+
+    try:
+        results = reproduce(preset, out, say=lambda text: console.print(text))
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    print(results_markdown(results))
+    console.print(f"report: {out / 'report' / 'index.html'}")
+
+
 def _write_preview(data: Path, png: Path) -> None:
     from mcss.synth.preview import contact_sheet
 

@@ -1,0 +1,158 @@
+"""``mcss reproduce``: synthesise, train baseline / control / MCSS, evaluate, retrieve, report.
+
+Every stage writes its own output and is skipped when that output exists, so a long preset
+can be stopped and continued (an interrupted training stage resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcss.config import resolve_config
+from mcss.data.format import Dataset
+from mcss.evaluate import evaluate_run, evaluation_markdown, retrieve_runs
+from mcss.report import plot_label_curve, plot_learning_curves, plot_mpjpe_bars, write_html
+from mcss.synth.generate import preset as synth_preset
+from mcss.synth.generate import synthesize
+from mcss.train import train
+
+VARIANTS: dict[str, list[str]] = {
+    "baseline": ["lam=0"],
+    "control": ["lam=0", "forward_unlabelled=true"],  # BatchNorm sees the other actors
+    "mcss": [],
+}
+
+
+@dataclass(frozen=True)
+class ReproPreset:
+    data: str  # synthetic dataset preset
+    train: str  # training preset
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    labels: tuple[str, ...] = ("S1",)
+    overrides: tuple[str, ...] = ()
+
+
+PRESETS: dict[str, ReproPreset] = {
+    "tiny": ReproPreset("tiny", "tiny", ("baseline", "mcss"), (0,)),
+    "quick": ReproPreset("quick", "quick", ("baseline", "mcss"), (0,)),
+    "full": ReproPreset("quick", "full", ("baseline", "control", "mcss"), (0, 1, 2)),
+    "curve": ReproPreset("quick", "quick", ("baseline", "mcss"), (0,),
+                         ("1%", "5%", "10%", "50%", "100%")),
+}
+
+
+def _run_name(variant: str, label: str, seed: int) -> str:
+    return f"{variant}-{label.replace('%', 'pct')}-s{seed}"
+
+
+def _train_stage(data: Path, run: Path, overrides: list[str], preset: str) -> None:
+    if (run / "final_metrics.json").exists():
+        return
+    resume = (run / "checkpoints" / "latest").exists()
+    train(data, run, resolve_config(preset, overrides=overrides), resume=resume, progress=True)
+
+
+def _eval_stage(run: Path, data: Path) -> dict[str, Any]:
+    path = run / "eval-test.json"
+    if not path.exists():
+        result = evaluate_run(run, data, "test")
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        (run / "eval-test.md").write_text(evaluation_markdown(result))
+    return json.loads(path.read_text())
+
+
+def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or continue) a reproduction preset into ``out``; returns ``results.json``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    data = out / "data"
+    if not (data / "meta.json").exists():
+        say(f"stage: synthesise the {p.data} dataset -> {data}")
+        synthesize(synth_preset(p.data), data)
+    evals: dict[str, dict[str, Any]] = {}
+    for label in p.labels:
+        for variant in p.variants:
+            for seed in p.seeds:
+                run_name = _run_name(variant, label, seed)
+                run = out / "runs" / run_name
+                say(f"stage: train {run_name}")
+                overrides = [*VARIANTS[variant], f"labelled={label}", f"seed={seed}",
+                             *p.overrides]
+                _train_stage(data, run, overrides, p.train)
+                evals[run_name] = _eval_stage(run, data)
+    retrieval_dir = out / "retrieval"
+    first = {v: out / "runs" / _run_name(v, p.labels[0], p.seeds[0]) for v in p.variants}
+    if not (retrieval_dir / "results.json").exists():
+        say("stage: cross-view retrieval")
+        retrieve_runs(first, data, retrieval_dir)
+    retrieval = json.loads((retrieval_dir / "results.json").read_text())
+    results = _summarise(name, p, evals, retrieval, Dataset(data).meta["provenance"])
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    _report(out, p, results, first, evals)
+    return results
+
+
+def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dict,
+               provenance: dict) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {}
+    for label in p.labels:
+        for variant in p.variants:
+            runs = [evals[_run_name(variant, label, s)] for s in p.seeds]
+            key = variant if len(p.labels) == 1 else f"{variant}@{label}"
+            table[key] = {
+                metric: {"mean": float(np.mean([r["mean_over_actions"][metric] for r in runs])),
+                         "per_seed": [r["mean_over_actions"][metric] for r in runs]}
+                for metric in ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "n_mpjpe", "pck150")
+            } | {"monitors": [r["monitors"] for r in runs],
+                 "references": runs[0]["references"], "label": label}
+    return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
+            "retrieval": retrieval}
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The headline table of a reproduction: test split, mean over actions, mm."""
+    lines = ["| method | canonical MPJPE | MPJPE | PA-MPJPE | N-MPJPE | PCK@150 | seeds |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, m in results["methods"].items():
+        lines.append(
+            f"| {name} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
+            f"{m['pa_mpjpe']['mean']:.1f} | {m['n_mpjpe']['mean']:.1f} | "
+            f"{100 * m['pck150']['mean']:.1f}% | {len(m['mpjpe']['per_seed'])} |")
+    refs = next(iter(results["methods"].values()))["references"]
+    lines += ["", f"Sanity references (canonical MPJPE): mean-pose predictor "
+              f"{refs['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose oracle "
+              f"{refs['oracle_mpjpe']:.1f} mm."]
+    return "\n".join(lines) + "\n"
+
+
+def _report(out: Path, p: ReproPreset, results: dict[str, Any], first: dict[str, Path],
+            evals: dict[str, dict]) -> Path:
+    from mcss.retrieval import retrieval_table
+
+    figs = out / "report"
+    refs = next(iter(results["methods"].values()))["references"]
+    images = [plot_learning_curves(first, refs, figs / "learning_curves.png")]
+    bars = {k: v["canonical_mpjpe"]["per_seed"] for k, v in results["methods"].items()
+            if v["label"] == p.labels[0]}
+    images.append(plot_mpjpe_bars(bars, refs, figs / "mpjpe_bars.png"))
+    if len(p.labels) > 1:
+        from mcss.config import label_budget
+
+        curve: dict[str, dict[float, float]] = {}
+        for key, m in results["methods"].items():
+            variant = key.split("@")[0]
+            fraction = label_budget(m["label"])[1] or 0.0
+            curve.setdefault(variant, {})[fraction] = m["canonical_mpjpe"]["mean"]
+        images.append(plot_label_curve(curve, figs / "label_curve.png"))
+    images += sorted((out / "retrieval").glob("grid_*.png"))
+    sections = [("Pose estimation (test split, mean over actions)", results_markdown(results)),
+                ("Cross-view retrieval (test split)", retrieval_table(results["retrieval"]))]
+    return write_html(figs, f"mcss reproduction: {results['preset']}", sections, images)
