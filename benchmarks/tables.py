@@ -71,10 +71,24 @@ def throughput_table(t: dict) -> str:
     )
 
 
+def reproduction_table(r: dict) -> str:
+    from mcss.reproduce import results_markdown
+
+    retrieval = r["retrieval"]
+    hits = " | ".join(f"{name}: Hit@1 {100 * v['hit@1/75mm']:.1f}%, Hit@10 "
+                      f"{100 * v['hit@10/75mm']:.1f}%" for name, v in retrieval.items())
+    return (
+        f"**Reproduction, `{r['preset']}` preset** (`{r['command']}`; {r['machine']}; "
+        f"{r['minutes']:.1f} min; test split S9/S11, mean over actions, mm):\n\n"
+        + results_markdown(r) + f"\nCross-view retrieval at 75 mm: {hits}."
+    )
+
+
 def main() -> None:
     parts = []
     for name, make in (("render", render_table), ("data_stats", data_table),
-                       ("train_throughput", throughput_table)):
+                       ("train_throughput", throughput_table),
+                       ("reproduce_quick", reproduction_table)):
         result = _load(name)
         if result is not None:
             parts.append(make(result))

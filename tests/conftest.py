@@ -17,8 +17,9 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(preset("tiny"), tmp_path_factory.mktemp("synth") / "tiny")
 
 
-@pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"real-data fixtures not found at {FIXTURES} (they live in ../shared/fixtures)")
-    return FIXTURES
+def fixture_path(relative: str) -> Path:
+    """A file of the real-data fixtures; skips the test, saying why, when it is absent."""
+    path = FIXTURES / relative
+    if not path.exists():
+        pytest.skip(f"../shared/fixtures not found: {path} is missing (real-data fixtures)")
+    return path

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fixture_path as _fixture
 from mcss.geometry import (
     Camera,
     camera_from_h36m,
@@ -23,15 +24,6 @@ from mcss.geometry import (
 )
 from mcss.safe_pickle import restricted_load
 from mcss.skeleton import JOINT_INDEX
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-
-
-def _fixture(relative: str) -> Path:
-    path = FIXTURES / relative
-    if not path.exists():
-        pytest.skip(f"../shared/fixtures not found: {path} is missing (real-data fixtures)")
-    return path
 
 
 def _random_rotation(rng: np.random.Generator, size: tuple[int, ...] = ()) -> np.ndarray:

@@ -85,3 +85,26 @@ def test_sanity_references_by_hand() -> None:
     refs = sanity_references(labelled, labelled)
     assert refs["oracle_mpjpe"] == pytest.approx(0.0, abs=0.1)  # each pose is its own nearest
     assert refs["mean_pose_mpjpe"] > 20.0
+
+
+def test_init_loads_a_local_torchvision_state_dict(tmp_path) -> None:
+    import torchvision
+    from safetensors.torch import save_file
+
+    from mcss.model import load_backbone_init
+
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18(weights=None)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
+              tmp_path / "resnet18.safetensors")
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    for name in ("resnet18.safetensors", "resnet18.pth"):
+        model = PoseNet(embedding_dim=16, hidden_dim=32)
+        skipped = load_backbone_init(model, tmp_path / name)
+        assert "conv1.weight" in skipped  # the small-crop stem differs from ImageNet's
+        assert torch.equal(model.backbone.layer3[0].conv1.weight,
+                           reference.layer3[0].conv1.weight)
+    with pytest.raises(ValueError, match="backbone tensors"):
+        load_backbone_init(PoseNet(arch="resnet50"), tmp_path / "resnet18.safetensors")
+    with pytest.raises(FileNotFoundError, match="--init"):
+        load_backbone_init(model, tmp_path / "missing.pth")

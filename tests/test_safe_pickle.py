@@ -11,16 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fixture_path as _fixture
 from mcss.safe_pickle import UnsafePickleError, restricted_load, restricted_loads
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-
-
-def _fixture(relative: str) -> Path:
-    path = FIXTURES / relative
-    if not path.exists():
-        pytest.skip(f"../shared/fixtures not found: {path} is missing (real-data fixtures)")
-    return path
 
 
 def test_h36m_cameras_pickle_loads() -> None:

@@ -52,6 +52,9 @@ def test_resume_is_identical_to_an_uninterrupted_run(tiny_dataset, mcss_run, tmp
     cfg = _cfg(lam=0.5)
     train(tiny_dataset, run, cfg, resume=True, progress=False)
     assert _same(_weights(mcss_run), _weights(run))
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    keys = [tuple(r.split(",")[:3]) for r in rows]
+    assert len(keys) == len(set(keys))  # no step logged twice across the resume
 
 
 def test_unlabelled_labels_are_never_read(tiny_dataset, mcss_run, tmp_path) -> None:

@@ -222,7 +222,7 @@ def retrieve_runs(
         topk, _ = cross_view_search(emb, keys["camera"], shown, 5)
         retrieval_grid(ds.images, rows[shown], np.where(topk >= 0, rows[topk.clip(0)], -1),
                        out / f"grid_{name}.png", errors=topk_pa_mpjpe(poses, shown, topk),
-                       labels=[f"{name}: query {r}" for r in rows[shown]])
+                       labels=[f"query {r}" for r in rows[shown]])
     results["random"] = random_ranking(poses, **keys, max_queries=max_queries, seed=seed)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "retrieval.md").write_text(retrieval_table(results))

@@ -28,9 +28,12 @@ def validation_curve(run: Path, metric: str = "canonical_mpjpe") -> tuple[list[i
     return steps, values
 
 
-def plot_learning_curves(runs: dict[str, Path], refs: dict[str, float], out: Path) -> Path:
-    """Validation canonical MPJPE over steps, one line per run, references as lines."""
+def plot_learning_curves(runs: dict[str, Path], out: Path) -> Path:
+    """Validation canonical MPJPE over steps, one line per run, and the validation
+    subject's sanity references as lines."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    first = next(iter(runs.values()))
+    refs = {k: validation_curve(first, k)[1][-1] for k in ("mean_pose_mpjpe", "oracle_mpjpe")}
     for name, run in runs.items():
         steps, values = validation_curve(run)
         ax.plot(steps, values, marker="o", ms=3, label=name,

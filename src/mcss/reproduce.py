@@ -7,6 +7,7 @@ can be stopped and continued (an interrupted training stage resumes from its che
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,22 @@ PRESETS: dict[str, ReproPreset] = {
 }
 
 
+def machine() -> str:
+    """CPU model, core count and torch version: printed beside every timing."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 def _run_name(variant: str, label: str, seed: int) -> str:
     return f"{variant}-{label.replace('%', 'pct')}-s{seed}"
 
@@ -73,6 +90,7 @@ def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[name]
+    start = time.perf_counter()
     data = out / "data"
     if not (data / "meta.json").exists():
         say(f"stage: synthesise the {p.data} dataset -> {data}")
@@ -95,6 +113,8 @@ def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[
         retrieve_runs(first, data, retrieval_dir)
     retrieval = json.loads((retrieval_dir / "results.json").read_text())
     results = _summarise(name, p, evals, retrieval, Dataset(data).meta["provenance"])
+    results |= {"command": f"mcss reproduce --preset {name}", "machine": machine(),
+                "minutes": (time.perf_counter() - start) / 60.0}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     _report(out, p, results, first, evals)
     return results
@@ -139,7 +159,7 @@ def _report(out: Path, p: ReproPreset, results: dict[str, Any], first: dict[str,
 
     figs = out / "report"
     refs = next(iter(results["methods"].values()))["references"]
-    images = [plot_learning_curves(first, refs, figs / "learning_curves.png")]
+    images = [plot_learning_curves(first, figs / "learning_curves.png")]
     bars = {k: v["canonical_mpjpe"]["per_seed"] for k, v in results["methods"].items()
             if v["label"] == p.labels[0]}
     images.append(plot_mpjpe_bars(bars, refs, figs / "mpjpe_bars.png"))

@@ -111,6 +111,16 @@ class RunLog:
         except ImportError:  # TensorBoard is optional; the CSV is always written
             self.tb = None
 
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (a resumed run logs those steps again)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        with self.path.open("w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
     def write(self, step: int, kind: str, values: dict[str, float]) -> None:
         new = not self.path.exists()
         with self.path.open("a", newline="") as f:
@@ -180,6 +190,7 @@ def train(
     loader = DataLoader(batches, sampler=range(start, cfg.steps), batch_size=None,
                         num_workers=cfg.num_workers)
     log = RunLog(run)
+    log.truncate_after(start)
     bar = _progress_bar(cfg.steps, start, progress)
     metrics: dict[str, Any] = {}
     tic, window = time.perf_counter(), 0
