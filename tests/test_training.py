@@ -148,3 +148,29 @@ def test_flipped_labels_swap_left_and_right(tiny_dataset) -> None:
     # Right hip (1) of the flipped pose is the mirrored left hip (4) of the original.
     assert torch.allclose(a[flipped][:, 1, 0], -b[flipped][:, 4, 0])
     assert torch.allclose(a[flipped][:, 1, 1:], b[flipped][:, 4, 1:])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcss", "train", "--data", str(tiny_dataset), "--out", str(run),
+         "--preset", "tiny", "--set", "steps=5000", "--set", "ckpt_every=5000",
+         "--set", "val_every=5000", "--no-progress"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    step = int(latest.split("-")[1])
+    assert 5 <= step < 5000
+    assert not (run / "final_metrics.json").exists()

@@ -140,6 +140,9 @@ def train(
         metrics = run_training(data, out, cfg, resume=resume, progress=progress)
     except ConfigError as err:
         raise UserError(str(err)) from err
+    except KeyboardInterrupt as stop:
+        console.print(str(stop))
+        raise SystemExit(130) from None
     mpjpe = metrics.get("mpjpe", float("nan"))
     console.print(f"run written to {out}; final validation MPJPE {mpjpe:.1f} mm")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +160,28 @@ class Validator:
         return metrics | self.references | {"skipped": self.skipped}
 
 
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a request honoured between steps, so the run saves a
+    consistent checkpoint (never one taken in the middle of an optimizer step) and exits."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def train(
     data: Path, run: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -194,31 +218,36 @@ def train(
     bar = _progress_bar(cfg.steps, start, progress)
     metrics: dict[str, Any] = {}
     tic, window = time.perf_counter(), 0
-    for step, batch in enumerate(loader, start=start):
-        model.train()
-        loss, stats = training_step(model, batch, triplet, cfg, lam_at(cfg, step))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: loss is {float(loss)}; lower lr or check "
-                                     "the labels for NaN")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        done, window = step + 1, window + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            rate = window / (time.perf_counter() - tic)
-            log.write(done, "train", stats | {"lr": scheduler.get_last_lr()[0],
-                                              "steps_per_s": rate})
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", steps_s=f"{rate:.2f}")
-            tic, window = time.perf_counter(), 0
-        if done % cfg.val_every == 0 or done == cfg.steps:
-            metrics = validate(model) | {"step": done}
-            log.write(done, "val", metrics)
-            bar.write(_val_line(done, metrics))
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            save_checkpoint(run, done, model, optimizer, scheduler,
-                            {"config": cfg.to_dict(), "metrics": metrics}, cfg.keep_last)
-        bar.update(1)
+    with StopRequest() as stop:
+        for step, batch in enumerate(loader, start=start):
+            model.train()
+            loss, stats = training_step(model, batch, triplet, cfg, lam_at(cfg, step))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"step {step}: loss is {float(loss)}; lower lr or "
+                                         "check the labels for NaN")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            done, window = step + 1, window + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                rate = window / (time.perf_counter() - tic)
+                log.write(done, "train", stats | {"lr": scheduler.get_last_lr()[0],
+                                                  "steps_per_s": rate})
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", steps_s=f"{rate:.2f}")
+                tic, window = time.perf_counter(), 0
+            if done % cfg.val_every == 0 or done == cfg.steps:
+                metrics = validate(model) | {"step": done}
+                log.write(done, "val", metrics)
+                bar.write(_val_line(done, metrics))
+            if done % cfg.ckpt_every == 0 or done == cfg.steps or stop.signal is not None:
+                save_checkpoint(run, done, model, optimizer, scheduler,
+                                {"config": cfg.to_dict(), "metrics": metrics}, cfg.keep_last)
+            bar.update(1)
+            if stop.signal is not None:
+                bar.close()
+                raise KeyboardInterrupt(f"stopped by signal {stop.signal} after step {done}; "
+                                        f"checkpoint saved, continue with --resume")
     bar.close()
     (run / "final_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
