@@ -47,6 +47,18 @@ def predict(model: PoseNet, images: np.ndarray, batch_size: int = 128) -> dict[s
             "embedding": np.concatenate(embeddings)}
 
 
+def labelled_poses(
+    ds: Dataset, rows: np.ndarray, require_flag: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that have a finite 3D label (and the ``labelled`` flag, if asked), and their
+    root-relative camera-frame poses ``(N, 17, 3)`` mm."""
+    gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
+    keep = np.isfinite(gt).all(axis=(1, 2))
+    if require_flag:
+        keep &= ds.labelled[rows]
+    return rows[keep], gt[keep] - gt[keep, :1]
+
+
 def nearest_pose_error(queries: np.ndarray, pool: np.ndarray, chunk: int = 256) -> np.ndarray:
     """For each query pose ``(N, 17, 3)``, the MPJPE to the nearest pose of ``pool``."""
     pool_t = torch.from_numpy(pool)
@@ -137,10 +149,7 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
     mean over actions and mean over frames, the sanity references, collapse monitors."""
     model, cfg, folder = load_trained(run_or_checkpoint)
     ds = Dataset(data)
-    rows = ds.split_rows(split)
-    gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
-    keep = np.isfinite(gt).all(axis=(1, 2)) & ds.labelled[rows]
-    rows, gt = rows[keep], gt[keep] - gt[keep, :1]
+    rows, gt = labelled_poses(ds, ds.split_rows(split), require_flag=True)
     if len(rows) == 0:
         raise DatasetError(f"{data}: split {split!r} has no frame with a 3D label to evaluate")
     pred = predict(model, ds.images[rows])
@@ -205,10 +214,7 @@ def retrieve_runs(
     )
 
     ds = Dataset(data)
-    rows = ds.split_rows(split)
-    gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
-    keep = np.isfinite(gt).all(axis=(1, 2))
-    rows, poses = rows[keep], gt[keep] - gt[keep, :1]
+    rows, poses = labelled_poses(ds, ds.split_rows(split))
     keys = {"camera": ds.camera_id[rows], "sequence": ds.sequence_id[rows],
             "frame": ds.frame[rows]}
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,13 @@ from mcss.checkpoint import load_checkpoint, save_checkpoint
 from mcss.config import TrainConfig, save_config
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
-from mcss.evaluate import collapse_warnings, pose_metrics, predict, sanity_references
+from mcss.evaluate import (
+    collapse_warnings,
+    labelled_poses,
+    pose_metrics,
+    predict,
+    sanity_references,
+)
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.losses import TripletLoss, pose_loss
 from mcss.mining import TemporalHardNegativeMiner
@@ -144,12 +150,10 @@ class Validator:
     """
 
     def __init__(self, ds: Dataset, rows: np.ndarray, labelled_camera: np.ndarray) -> None:
-        gt = np.asarray(ds.joints_3d_camera[rows], dtype=np.float64)
-        finite = np.isfinite(gt).all(axis=(1, 2))
-        self.images = np.asarray(ds.images[rows[finite]])
-        self.gt = gt[finite] - gt[finite, :1]
-        self.skipped = int((~finite).sum())
-        self.references = sanity_references(labelled_camera, self.gt) if finite.any() else {}
+        kept, self.gt = labelled_poses(ds, rows)
+        self.images = np.asarray(ds.images[kept])
+        self.skipped = len(rows) - len(kept)
+        self.references = sanity_references(labelled_camera, self.gt) if len(kept) else {}
 
     def __call__(self, model: PoseNet) -> dict[str, float]:
         if len(self.gt) == 0:

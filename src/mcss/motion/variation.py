@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from mcss.geometry import rotation_about_z
 from mcss.motion import Motion
 from mcss.skeleton import BONES, JOINT_INDEX, NUM_JOINTS, bone_lengths, mirror
 
@@ -56,12 +57,6 @@ def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
     )
     eye = np.broadcast_to(np.eye(3), skew.shape)
     return eye + np.sin(theta) * skew + (1.0 - np.cos(theta)) * (skew @ skew)
-
-
-def rotation_z(angle: np.ndarray | float) -> np.ndarray:
-    """Rotation matrices about +z: ``(...) -> (..., 3, 3)``."""
-    angle = np.asarray(angle, dtype=np.float64)
-    return axis_angle_matrix(angle[..., None] * np.array([0.0, 0.0, 1.0]))
 
 
 def facing_direction(joints: np.ndarray) -> np.ndarray:
@@ -192,7 +187,7 @@ def blend(a: Motion, b: Motion, weight: float) -> Motion:
     jb = _sample(b.joints, np.linspace(0.0, b.num_frames - 1, t))
     window = max(1, int(round(0.5 * a.fps)) | 1)
     turn = _smooth_headings(ja, window) - _smooth_headings(jb, window)
-    rel_b = (jb - jb[:, :1]) @ np.swapaxes(rotation_z(turn), -1, -2)
+    rel_b = (jb - jb[:, :1]) @ np.swapaxes(rotation_about_z(turn), -1, -2)
     da, db = bone_directions(ja), bone_directions(rel_b)
     d = (1.0 - weight) * da + weight * db
     n = np.linalg.norm(d, axis=-1, keepdims=True)
@@ -283,17 +278,17 @@ def mirror_motion(m: Motion) -> Motion:
     """
     origin = np.array([m.joints[0, 0, 0], m.joints[0, 0, 1], 0.0])
     h = float(heading_angle(m.joints[0]))
-    to_body = rotation_z(-h)
+    to_body = rotation_about_z(-h)
     local = (m.joints - origin) @ to_body.T
     local = mirror(local, axis=1)
-    joints = local @ rotation_z(h).T + origin
+    joints = local @ rotation_about_z(h).T + origin
     return Motion(joints, m.fps, f"{m.name}~mirror")
 
 
 def place(m: Motion, heading_rad: float, offset_xy_mm: tuple[float, float] | np.ndarray) -> Motion:
     """Rotate the clip by ``heading_rad`` about the world z axis, then translate it in xy."""
     offset = np.array([offset_xy_mm[0], offset_xy_mm[1], 0.0], dtype=np.float64)
-    joints = m.joints @ rotation_z(heading_rad).T + offset
+    joints = m.joints @ rotation_about_z(heading_rad).T + offset
     return Motion(joints, m.fps, m.name)
 
 
@@ -345,7 +340,6 @@ __all__ = [
     "reference_bone_lengths",
     "retime",
     "rotation_noise",
-    "rotation_z",
     "set_bone_lengths",
     "vary",
 ]
