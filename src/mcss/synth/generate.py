@@ -40,8 +40,8 @@ class SynthConfig:
     """What to synthesise. Presets: :data:`PRESETS`."""
 
     takes_per_action: int
-    frames_per_take: int
-    fps: float = 10.0
+    frames_per_take: int  # at most: a take is its varied clip played once
+    fps: float = 15.0
     image_size: int = 64
     cameras: int = 4
     motions: str = "default"  # "default" (upright clips) or "all" (adds acrobatics)
@@ -61,10 +61,10 @@ class SynthConfig:
 PRESETS: dict[str, SynthConfig] = {
     # seconds: a few frames of two actions, small crops; for tests
     "tiny": SynthConfig(takes_per_action=1, frames_per_take=8, image_size=32, max_actions=2),
-    # the demo dataset: every upright clip, 2 takes of 4.8 s per subject (~24k crops)
-    "quick": SynthConfig(takes_per_action=2, frames_per_take=48),
-    # every clip including acrobatics, 4 takes of 6.4 s per subject (~108k crops)
-    "full": SynthConfig(takes_per_action=4, frames_per_take=64, motions="all"),
+    # the demo dataset: every upright clip, 2 takes per subject and action (~15k crops)
+    "quick": SynthConfig(takes_per_action=2, frames_per_take=64),
+    # every clip including acrobatics, 8 takes per subject and action (>= 100k crops)
+    "full": SynthConfig(takes_per_action=8, frames_per_take=64, motions="all"),
 }
 
 
@@ -73,24 +73,24 @@ def load_clips(which: str, fps: float = MOTION_FPS) -> dict[str, Motion]:
     return {name: load_deepmimic(path, fps=fps) for name, path in clip_paths(which).items()}
 
 
-def _ping_pong(n_source: int, n_out: int, step: float) -> np.ndarray:
-    """Source frame indices for ``n_out`` frames taken every ``step`` source frames,
-    playing the clip back and forth when it is too short."""
-    pos = np.round(np.arange(n_out) * step).astype(int)
-    if n_source == 1:
-        return np.zeros(n_out, dtype=int)
-    period = 2 * (n_source - 1)
-    pos = pos % period
-    return np.where(pos < n_source, pos, period - pos)
+def _resample(n_source: int, source_fps: float, fps: float, max_frames: int) -> np.ndarray:
+    """Source frame indices of a take played once at ``fps``, at most ``max_frames`` long.
+
+    Takes never loop or play back and forth: a repeated pose at another time would be a
+    false temporal negative for the multi-view loss (DESIGN.md section 1).
+    """
+    n = min(max_frames, int((n_source - 1) * fps / source_fps) + 1)
+    return np.minimum(np.round(np.arange(n) * source_fps / fps).astype(int), n_source - 1)
 
 
 def take_motion(
     clip: Motion, other: Motion, actor: body.Actor, config: SynthConfig, rng: np.random.Generator
 ) -> np.ndarray:
-    """World joints ``(frames_per_take, 17, 3)`` mm of one take of ``clip`` by ``actor``."""
+    """World joints ``(T, 17, 3)`` mm of one take of ``clip`` by ``actor``
+    (``T <= frames_per_take``: the varied clip played once)."""
     varied = vary(clip, rng, other=other)
-    joints = varied.joints[_ping_pong(varied.num_frames, config.frames_per_take,
-                                      varied.fps / config.fps)]
+    joints = varied.joints[_resample(varied.num_frames, varied.fps, config.fps,
+                                     config.frames_per_take)]
     lengths = reference_bone_lengths(clip.joints) * body.bone_scales(actor)
     joints = set_bone_lengths(joints, lengths)
     # Keep the person inside the capture area: cancel the take's mean horizontal drift.
@@ -168,7 +168,8 @@ def synthesize(
 
     plan = [(s, a, k) for s in subjects for a in actions for k in range(config.takes_per_action)]
     sequences = [f"{s}_{a}_{k + 1}" for s, a, k in plan]
-    n_frames = len(plan) * config.frames_per_take * len(cameras)
+    takes = [_take(config, clips, actions, subjects, *item) for item in plan]
+    n_frames = sum(len(joints) for joints, _ in takes) * len(cameras)
     meta = {
         "image_size": config.image_size,
         "fps": config.fps,
@@ -181,16 +182,11 @@ def synthesize(
         "provenance": {"generator": "mcss synth", "mcss_version": __version__,
                        "config": asdict(config), "motions": sorted(clips)},
     }
-    frames = np.arange(config.frames_per_take)
     with DatasetWriter(out, meta, n_frames) as writer:
-        for seq_id, (subject, action, take) in enumerate(plan):
+        for seq_id, ((subject, action, _), (joints, light)) in enumerate(zip(plan, takes,
+                                                                              strict=True)):
             actor = body.actor_by_name(body.SUBJECT_ACTORS[subject])
-            rng = np.random.default_rng(
-                [config.seed, subjects.index(subject), actions.index(action), take]
-            )
-            other = clips[actions[rng.integers(len(actions))]]
-            joints = take_motion(clips[action], other, actor, config, rng)
-            light = _light(rng)
+            frames = np.arange(len(joints))
             for cam_id, (camera, bg) in enumerate(zip(cameras, backgrounds, strict=True)):
                 view = render_view(joints, actor, camera, bg, light, config.image_size)
                 writer.add(
@@ -204,6 +200,19 @@ def synthesize(
             if on_take:
                 on_take(seq_id + 1, len(plan))
         return writer.write()
+
+
+def _take(
+    config: SynthConfig, clips: dict[str, Motion], actions: list[str], subjects: list[str],
+    subject: str, action: str, take: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """World joints and light direction of one take, from its own seeded generator."""
+    actor = body.actor_by_name(body.SUBJECT_ACTORS[subject])
+    rng = np.random.default_rng([config.seed, subjects.index(subject), actions.index(action),
+                                 take])
+    other = clips[actions[rng.integers(len(actions))]]
+    joints = take_motion(clips[action], other, actor, config, rng)
+    return joints, _light(rng)
 
 
 def preset(name: str, **overrides: object) -> SynthConfig:
