@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the demo on 2 CPU cores: a few minutes per run on the quick synthetic dataset
     "quick": {"steps": 1000, "val_every": 200},
     # longer runs for the reproduction report
-    "full": {"steps": 3000, "val_every": 250, "ckpt_every": 500},
+    "full": {"steps": 2400, "val_every": 300, "ckpt_every": 600},
 }
 
 
