@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -78,8 +79,6 @@ def synth(
         raise UserError(str(err)) from err
     if (out / "meta.json").exists() and not overwrite:
         existing = Dataset(out).meta["provenance"].get("config")
-        from dataclasses import asdict
-
         if existing == asdict(config):
             console.print(f"{out} already holds this dataset; nothing to do (--overwrite to "
                           "render it again).")

@@ -139,6 +139,16 @@ def topk_pa_mpjpe(poses: ArrayLike, queries: ArrayLike, topk: np.ndarray) -> np.
     return errors
 
 
+def _header(gallery_sizes: np.ndarray, ks: Sequence[int], thresholds: Sequence[float]) -> dict:
+    """The bookkeeping entries every result dict starts with (one gallery size per query)."""
+    return {
+        "num_queries": len(gallery_sizes),
+        "mean_gallery_size": float(gallery_sizes.mean()) if len(gallery_sizes) else 0.0,
+        "ks": [int(k) for k in ks],
+        "thresholds": [float(t) for t in thresholds],
+    }
+
+
 def _summary(
     errors: np.ndarray,
     same_instant: np.ndarray,
@@ -148,12 +158,7 @@ def _summary(
 ) -> dict:
     """Hit@k, mean PA-MPJPE@k and same-instant@k from per-query top-k errors ``(Q, K)`` and
     same-instant flags ``(Q, K)``."""
-    out: dict = {
-        "num_queries": len(errors),
-        "mean_gallery_size": float(gallery_sizes.mean()) if len(gallery_sizes) else 0.0,
-        "ks": [int(k) for k in ks],
-        "thresholds": [float(t) for t in thresholds],
-    }
+    out = _header(gallery_sizes, ks, thresholds)
     for t in thresholds:
         within = errors <= t  # NaN padding compares False
         for k in ks:
@@ -288,12 +293,7 @@ def expected_random_hits(
             e = pa_mpjpe(poses[gallery][None], poses[q[lo : lo + step], None])  # (q, g)
             within[pos[lo : lo + step]] = (e[..., None] <= thr).sum(axis=1)
             mean_error[pos[lo : lo + step]] = e.mean(axis=1)
-    out: dict = {
-        "num_queries": len(queries),
-        "mean_gallery_size": float(gallery_sizes.mean()) if len(queries) else 0.0,
-        "ks": [int(k) for k in ks],
-        "thresholds": [float(t) for t in thresholds],
-    }
+    out = _header(gallery_sizes, ks, thresholds)
     for j, t in enumerate(thresholds):
         for k in ks:
             p = _random_hit_probability(gallery_sizes, within[:, j], k)
