@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mcss.convert.commands import convert_app
 from mcss.data.format import Dataset, DatasetError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
     "synchronised multi-view video (Mitra et al., CVPR 2020).",
 )
 console = Console(stderr=True)
+app.add_typer(convert_app, name="convert")
 
 
 @app.callback()
