@@ -36,39 +36,71 @@ def flip_pose(joints_camera: np.ndarray) -> np.ndarray:
     return swap_left_right(flipped)
 
 
+@dataclass(frozen=True)
+class AugmentParams:
+    """The random draws of one batch, per image; slicing keeps the draws of a sub-batch, so
+    a rank augments its share exactly as the whole batch would be augmented."""
+
+    flipped: np.ndarray  # (N,) bool
+    scale: np.ndarray  # (N,)
+    shift: np.ndarray  # (N, 2), in normalised [-1, 1] image coordinates
+    colour: np.ndarray | None  # (N, 3) brightness, contrast, saturation factors
+    channels: np.ndarray | None  # (N, 3) channel order
+
+    def __getitem__(self, part: slice) -> AugmentParams:
+        return AugmentParams(
+            self.flipped[part], self.scale[part], self.shift[part],
+            None if self.colour is None else self.colour[part],
+            None if self.channels is None else self.channels[part],
+        )
+
+
+def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> AugmentParams:
+    """Draw the augmentation of ``n`` images (a pure function of the generator's state)."""
+    flipped = rng.random(n) < 0.5 if cfg.flip else np.zeros(n, dtype=bool)
+    scale = 1.0 + rng.uniform(-cfg.scale_jitter, cfg.scale_jitter, n)
+    shift = rng.uniform(-cfg.shift_jitter, cfg.shift_jitter, (n, 2)) * 2.0
+    colour = channels = None
+    if cfg.colour:
+        colour = np.stack([rng.uniform(0.7, 1.3, n), rng.uniform(0.7, 1.3, n),
+                           rng.uniform(0.6, 1.4, n)], axis=1)
+        channels = np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
+    return AugmentParams(flipped, scale, shift, colour, channels)
+
+
+def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
+    """Augment uint8 crops ``(N, H, W, 3)`` with drawn ``params``: float ``(N, 3, H, W)``."""
+    n = len(images)
+    x = to_tensor(images)
+    if params.flipped.any() or np.any(params.scale != 1.0) or np.any(params.shift != 0.0):
+        theta = np.zeros((n, 2, 3))
+        theta[:, 0, 0] = np.where(params.flipped, -1.0, 1.0) / params.scale
+        theta[:, 1, 1] = 1.0 / params.scale
+        theta[:, :, 2] = params.shift
+        grid = F.affine_grid(torch.from_numpy(theta).float(), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if params.colour is not None:
+        x = _colour(x, params.colour, params.channels)
+    return x.clamp(0.0, 1.0)
+
+
 def augment(
     images: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Augment uint8 crops ``(N, H, W, 3)``; returns float images ``(N, 3, H, W)`` and which
     were flipped ``(N,)`` (apply :func:`flip_pose` to their labels)."""
-    n = len(images)
-    x = to_tensor(images)
-    flipped = rng.random(n) < 0.5 if cfg.flip else np.zeros(n, dtype=bool)
-    scale = 1.0 + rng.uniform(-cfg.scale_jitter, cfg.scale_jitter, n)
-    shift = rng.uniform(-cfg.shift_jitter, cfg.shift_jitter, (n, 2)) * 2.0
-    if cfg.flip or cfg.scale_jitter or cfg.shift_jitter:
-        theta = np.zeros((n, 2, 3))
-        theta[:, 0, 0] = np.where(flipped, -1.0, 1.0) / scale
-        theta[:, 1, 1] = 1.0 / scale
-        theta[:, :, 2] = shift
-        grid = F.affine_grid(torch.from_numpy(theta).float(), list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    if cfg.colour:
-        x = _colour(x, rng)
-    return x.clamp(0.0, 1.0), flipped
+    params = draw_augment(len(images), rng, cfg)
+    return apply_augment(images, params), params.flipped
 
 
-def _colour(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Brightness, contrast and saturation jitter, and a random channel order per image."""
+def _colour(x: torch.Tensor, factors: np.ndarray, channels: np.ndarray) -> torch.Tensor:
+    """Brightness, contrast and saturation jitter, and a channel order per image."""
     n = len(x)
-
-    def factors(lo: float, hi: float) -> torch.Tensor:
-        return torch.from_numpy(rng.uniform(lo, hi, n)).float().view(n, 1, 1, 1)
-
-    x = x * factors(0.7, 1.3)
+    f = torch.from_numpy(factors).float().view(n, 3, 1, 1, 1)
+    x = x * f[:, 0]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * factors(0.7, 1.3) + mean
+    x = (x - mean) * f[:, 1] + mean
     grey = x.mean(dim=1, keepdim=True)
-    x = (x - grey) * factors(0.6, 1.4) + grey
-    order = torch.from_numpy(np.stack([rng.permutation(3) for _ in range(n)]))
+    x = (x - grey) * f[:, 2] + grey
+    order = torch.from_numpy(channels)
     return torch.gather(x, 1, order.view(n, 3, 1, 1).expand_as(x))

@@ -117,7 +117,12 @@ def train(
         list[str] | None,
         typer.Option("--set", help="Override one key: --set lam=0 --set labelled=5%."),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint "
+                                         "(with its saved config; --set still overrides).")
+                      ] = False,
+    device: Annotated[
+        str | None, typer.Option(help="auto (a GPU if there is one), cpu or cuda.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a pose network: few 3D labels (default S1) + multi-view unlabelled video.
@@ -125,15 +130,18 @@ def train(
     lam > 0 is MCSS; --set lam=0 is the baseline (same code path, same schedule);
     --set lam=0 --set forward_unlabelled=true is the BatchNorm control.
     Example: mcss train --data data/quick --out runs/mcss --preset quick
+    On 4 GPUs: torchrun --nproc-per-node 4 -m mcss train --data ... --out ... (docs/distributed.md)
     """
-    from mcss.config import ConfigError, load_config, resolve_config
+    from mcss.config import ConfigError, resolve_config
     from mcss.train import train as run_training
 
+    overrides = [*(set_ or []), *([f"device={device}"] if device else [])]
+    saved = out / "config.yaml"
     try:
-        if resume and (out / "config.yaml").is_file() and not (preset or config or set_):
-            cfg = load_config(out / "config.yaml")
+        if resume and saved.is_file() and not (preset or config):
+            cfg = resolve_config(None, saved, overrides)
         else:
-            cfg = resolve_config(preset, config, set_ or [])
+            cfg = resolve_config(preset, config, overrides)
     except ConfigError as err:
         raise UserError(str(err)) from err
     Dataset(data)  # fail early, with a clear message, on a bad dataset folder

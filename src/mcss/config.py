@@ -34,6 +34,7 @@ class TrainConfig:
     val_subject: str = "S8"  # held out of training entirely; never S9/S11
     # schedule
     steps: int = 1000
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, Nesterov)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # cosine | step
@@ -67,13 +68,20 @@ class TrainConfig:
     ckpt_every: int = 200
     keep_last: int = 2
     num_workers: int = 0
+    # where and how: none of these change the method
+    device: str = "auto"  # auto | cpu | cuda (auto: this rank's GPU if there is one)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with gradient scaling)
+    channels_last: bool = False  # NHWC memory format (faster convolutions on recent GPUs)
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ("resnet18", "resnet34", "resnet50"))
         _check_choice("pose_frame", self.pose_frame, ("canonical", "camera"))
         _check_choice("schedule", self.schedule, ("cosine", "step"))
+        _check_choice("optimizer", self.optimizer, ("adamw", "sgd"))
         _check_choice("strategy", self.strategy, ("hardest", "semihard", "all"))
         _check_choice("pose_loss", self.pose_loss, ("l1", "l2", "mpjpe"))
+        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         for name in ("steps", "batch_labelled", "n_sequences", "n_instants", "embedding_dim",
                      "hidden_dim", "val_every", "log_every", "ckpt_every", "keep_last",
                      "min_gap", "val_frames"):

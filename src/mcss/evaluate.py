@@ -33,11 +33,12 @@ def predict(model: PoseNet, images: np.ndarray, batch_size: int = 128) -> dict[s
     poses (mm) and embeddings."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     camera, embeddings = [], []
     for lo in range(0, len(images), batch_size):
-        out = model(to_tensor(np.asarray(images[lo : lo + batch_size])))
-        camera.append(out.pose_camera.double().numpy())
-        embeddings.append(out.embedding.double().numpy())
+        out = model(to_tensor(np.asarray(images[lo : lo + batch_size])).to(device))
+        camera.append(out.pose_camera.double().cpu().numpy())
+        embeddings.append(out.embedding.double().cpu().numpy())
     model.train(was_training)
     pose_camera = np.concatenate(camera)
     # Both model variants are scored in the canonical frame of their camera-frame output,
@@ -233,3 +234,25 @@ def retrieve_runs(
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "retrieval.md").write_text(retrieval_table(results))
     return results
+
+
+class Validator:
+    """Validation on the held-out training subject, with the sanity references.
+
+    Frames whose 3D label is not finite are left out (and counted); with none left every
+    metric is NaN rather than a number computed from nothing.
+    """
+
+    def __init__(self, ds: Dataset, rows: np.ndarray, labelled_camera: np.ndarray) -> None:
+        kept, self.gt = labelled_poses(ds, rows)
+        self.images = np.asarray(ds.images[kept])
+        self.skipped = len(rows) - len(kept)
+        self.references = sanity_references(labelled_camera, self.gt) if len(kept) else {}
+
+    def __call__(self, model: PoseNet) -> dict[str, float]:
+        if len(self.gt) == 0:
+            keys = ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "mean_pose_mpjpe",
+                    "mean_pose_pa_mpjpe", "oracle_mpjpe", "embedding_cosine", "spread_ratio")
+            return dict.fromkeys(keys, float("nan")) | {"skipped": self.skipped}
+        metrics = pose_metrics(predict(model, self.images), self.gt)
+        return metrics | self.references | {"skipped": self.skipped}

@@ -100,3 +100,12 @@ class LabelledSampler:
     def batch(self, step: int) -> np.ndarray:
         rng = step_rng(self.seed, step, 0)
         return self.rows[rng.integers(0, len(self.rows), self.batch_size)]
+
+
+def shard(n_groups: int, group_size: int, rank: int, world_size: int) -> slice:
+    """The rows of rank ``rank`` in a batch of ``n_groups`` whole groups of ``group_size``
+    rows: an equal, contiguous share, so the ranks' shares in rank order are the batch."""
+    if n_groups % world_size:
+        raise ValueError(f"{n_groups} groups cannot be shared equally by {world_size} processes")
+    per = n_groups // world_size * group_size
+    return slice(rank * per, (rank + 1) * per)

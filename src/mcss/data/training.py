@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mcss.augment import AugmentConfig, augment, flip_pose
+from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose
 from mcss.config import ConfigError, TrainConfig, label_budget
-from mcss.data.batches import LabelledSampler, MultiViewBatchSampler, step_rng
+from mcss.data.batches import LabelledSampler, MultiViewBatchSampler, shard, step_rng
 from mcss.data.format import Dataset
 from mcss.geometry import to_canonical
 
@@ -63,7 +63,9 @@ class TrainBatches(torch.utils.data.Dataset):
     """Step ``i`` -> the labelled and unlabelled batch of step ``i`` (a pure function of the
     seed and ``i``, so any DataLoader worker builds the same batch and resume is exact)."""
 
-    def __init__(self, ds: Dataset, split: LabelSplit, cfg: TrainConfig) -> None:
+    def __init__(
+        self, ds: Dataset, split: LabelSplit, cfg: TrainConfig, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.images = ds.images
         self.labels = np.asarray(ds.joints_3d_camera[split.labelled], dtype=np.float64)
         self.labels -= self.labels[:, :1]
@@ -81,16 +83,22 @@ class TrainBatches(torch.utils.data.Dataset):
         # A flip mirrors the pose: views of one instant must keep showing the same pose.
         self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
         self.steps, self.seed = cfg.steps, cfg.seed
+        # Each process builds the global batch's rows and keeps its share of whole groups.
+        self.labelled_part = _share(cfg.batch_labelled, 1, rank, world_size, "batch_labelled")
+        self.unlabelled_part = _share(cfg.n_sequences * cfg.n_instants, cfg.n_views, rank,
+                                      world_size, "n_sequences * n_instants")
 
     def __len__(self) -> int:
         return self.steps
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         picks = self.labelled.batch(step)
-        images, flipped = augment(self.images[self.label_rows[picks]],
-                                  step_rng(self.seed, step, 2), self.aug)
+        part = self.labelled_part
+        params = draw_augment(len(picks), step_rng(self.seed, step, 2), self.aug)[part]
+        picks = picks[part]
+        images = apply_augment(self.images[self.label_rows[picks]], params)
         camera = self.labels[picks]
-        camera[flipped] = flip_pose(camera[flipped])
+        camera[params.flipped] = flip_pose(camera[params.flipped])
         batch = {
             "images": images,
             "pose_camera": torch.from_numpy(camera).float(),
@@ -98,9 +106,20 @@ class TrainBatches(torch.utils.data.Dataset):
         }
         if self.multiview is not None:
             rows = self.multiview.batch(step)
-            batch["unlabelled_images"], _ = augment(self.images[rows],
-                                                    step_rng(self.seed, step, 3),
-                                                    self.aug_unlabelled)
+            part = self.unlabelled_part
+            params = draw_augment(len(rows), step_rng(self.seed, step, 3),
+                                  self.aug_unlabelled)[part]
+            rows = rows[part]
+            batch["unlabelled_images"] = apply_augment(self.images[rows], params)
             keys = torch.from_numpy(self.keys[rows].astype(np.int64))
             batch["sequence"], batch["time"], batch["camera"] = keys.unbind(1)
         return batch
+
+
+def _share(n_groups: int, group_size: int, rank: int, world_size: int, name: str) -> slice:
+    try:
+        return shard(n_groups, group_size, rank, world_size)
+    except ValueError:
+        raise ConfigError(f"{name} = {n_groups} must be divisible by the number of processes "
+                          f"({world_size}): each process takes an equal share of the global "
+                          "batch") from None
