@@ -31,7 +31,7 @@ class TrainConfig:
     init: str | None = None  # local torchvision state dict for the backbone
     # labels: a subject list ("S1", "S1,S5") or a percentage of training frames ("5%")
     labelled: str = "S1"
-    val_subject: str = "S8"  # held out of training entirely; never S9/S11
+    val_subject: str | None = "S8"  # held out of training entirely; never S9/S11; None: none
     # schedule
     steps: int = 1000
     optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, Nesterov)

@@ -35,9 +35,10 @@ def make_split(ds: Dataset, cfg: TrainConfig) -> LabelSplit:
     test subjects (``splits["test"]``) are never touched here.
     """
     train_subjects = list(ds.meta["splits"]["train"])
-    if cfg.val_subject not in train_subjects:
+    if cfg.val_subject is not None and cfg.val_subject not in train_subjects:
         raise ConfigError(f"val_subject {cfg.val_subject!r} is not a training subject of "
-                          f"{ds.path} ({', '.join(train_subjects)}); never validate on test")
+                          f"{ds.path} ({', '.join(train_subjects)}); never validate on test "
+                          "(val_subject=none trains without validation)")
     fit_subjects = [s for s in train_subjects if s != cfg.val_subject]
     fit_rows = ds.rows_of(fit_subjects)
     fit_rows = fit_rows[ds.labelled[fit_rows]]
@@ -50,10 +51,13 @@ def make_split(ds: Dataset, cfg: TrainConfig) -> LabelSplit:
         labelled = ds.rows_of(subjects)
         labelled = labelled[ds.labelled[labelled]]
     else:
+        if len(fit_rows) == 0:
+            raise ConfigError(f"{ds.path} has no labelled frames outside the validation "
+                              f"subject {cfg.val_subject!r} to take {cfg.labelled} of")
         rng = np.random.default_rng([cfg.seed, 7])
         count = max(1, round(fraction * len(fit_rows)))
         labelled = np.sort(rng.choice(fit_rows, size=count, replace=False))
-    val_rows = ds.rows_of([cfg.val_subject])
+    val_rows = ds.rows_of([cfg.val_subject] if cfg.val_subject else [])
     pick = np.linspace(0, len(val_rows) - 1, min(cfg.val_frames, len(val_rows))).astype(int)
     sequences = np.unique(ds.sequence_id[ds.rows_of(fit_subjects)])
     return LabelSplit(labelled, sequences, val_rows[pick])
