@@ -144,9 +144,6 @@ def _train(
 ) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    if rt.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run / "config.yaml")
     ds = Dataset(data)
     split = make_split(ds, cfg)
     batches = TrainBatches(ds, split, cfg, rt.rank, rt.world_size)
@@ -165,6 +162,9 @@ def _train(
         other_sequences=cfg.other_sequences), margin=cfg.margin)
     validate = Validator(ds, split.validation, batches.labels) if rt.is_main else None
     start = load_checkpoint(run, model, optimizer, scheduler)["step"] if resume else 0
+    if rt.is_main:  # only now: a bad config or checkpoint leaves the run folder untouched
+        run.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run / "config.yaml")
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.precision == "fp16")
     loader = DataLoader(batches, sampler=range(start, cfg.steps), batch_size=None,
                         num_workers=cfg.num_workers, pin_memory=rt.device.type == "cuda")

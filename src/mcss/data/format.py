@@ -14,6 +14,7 @@ never sees a half-written dataset. Nothing is unpickled: NumPy files are read wi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -70,9 +71,12 @@ class DatasetWriter:
         self.tmp = self.out.with_name(f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}")
         self.tmp.mkdir(parents=True)
         size = meta["image_size"]
-        self._images = np.lib.format.open_memmap(
-            self.tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(num_frames, size, size, 3)
-        )
+        try:
+            self._images = _allocated_memmap(self.tmp / "images.npy",
+                                             (num_frames, size, size, 3))
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self._columns: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
         self._filled = 0
 
@@ -120,6 +124,22 @@ class DatasetWriter:
             shutil.rmtree(self.out)
         os.replace(self.tmp, self.out)
         return self.out
+
+
+def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A uint8 ``.npy`` memmap whose blocks are reserved on disk now, so a full disk is an
+    ``OSError`` here (naming the file) rather than a SIGBUS halfway through writing."""
+    try:
+        images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        with path.open("r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, path.stat().st_size)
+            except OSError as err:
+                if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
+    return images
 
 
 class Dataset:
