@@ -97,7 +97,8 @@ def pose_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str
         "mpjpe": float(mpjpe(pred["pose_camera"], gt_camera).mean()),
         "canonical_mpjpe": float(mpjpe(pred["pose_canonical"], gt_canonical).mean()),
         "pa_mpjpe": float(pa_mpjpe(pred["pose_camera"], gt_camera).mean()),
-        "embedding_cosine": mean_pairwise_cosine(torch.from_numpy(pred["embedding"])),
+        "embedding_cosine": (mean_pairwise_cosine(torch.from_numpy(pred["embedding"]))
+                             if len(gt_camera) >= 2 else float("nan")),  # needs a pair
         "spread_ratio": pose_spread(pred["pose_canonical"]) / max(pose_spread(gt_canonical), 1e-9),
     }
 

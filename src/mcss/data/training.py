@@ -76,12 +76,7 @@ class TrainBatches(torch.utils.data.Dataset):
         self.labelled = LabelledSampler(np.arange(len(split.labelled)), cfg.batch_labelled,
                                         cfg.seed)
         self.label_rows = split.labelled
-        self.multiview = (
-            MultiViewBatchSampler(ds.index, split.unlabelled_sequences, cfg.n_sequences,
-                                  cfg.n_instants, cfg.n_views, cfg.min_gap, cfg.max_gap,
-                                  cfg.seed)
-            if cfg.uses_unlabelled else None
-        )
+        self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
         # A flip mirrors the pose: views of one instant must keep showing the same pose.
@@ -127,3 +122,13 @@ def _share(n_groups: int, group_size: int, rank: int, world_size: int, name: str
         raise ConfigError(f"{name} = {n_groups} must be divisible by the number of processes "
                           f"({world_size}): each process takes an equal share of the global "
                           "batch") from None
+
+
+def _multiview_sampler(ds: Dataset, split: LabelSplit, cfg: TrainConfig) -> MultiViewBatchSampler:
+    try:
+        return MultiViewBatchSampler(ds.index, split.unlabelled_sequences, cfg.n_sequences,
+                                     cfg.n_instants, cfg.n_views, cfg.min_gap, cfg.max_gap,
+                                     cfg.seed)
+    except ValueError as err:
+        raise ConfigError(f"{ds.path}: {err}; or train without the multi-view term "
+                          "(--set lam=0)") from None
