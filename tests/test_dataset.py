@@ -60,6 +60,26 @@ def test_reader_refuses_other_versions_and_folders(tmp_path: Path) -> None:
         Dataset(tmp_path)
 
 
+def test_multiview_index_matches_a_dense_table() -> None:
+    rng = np.random.default_rng(5)
+    keys = {(int(s), int(f), int(c)) for s, f, c in
+            zip(rng.integers(0, 4, 300), rng.integers(3, 60, 300), rng.integers(0, 5, 300),
+                strict=True)}
+    seq, frame, cam = (np.array(a) for a in zip(*sorted(keys, key=lambda _: rng.random()),
+                                                 strict=True))
+    index = MultiViewIndex(seq, frame, cam)
+    dense = np.full((4, 62, 5), -1)
+    dense[seq, frame, cam] = np.arange(len(seq))
+    for s in range(5):  # sequence 4 does not exist
+        for f in range(62):
+            expected = dense[s, f] if s < 4 else np.full(5, -1)
+            assert index.views(s, f).tolist() == expected[expected >= 0].tolist()
+            assert [index.row(s, f, c) for c in range(5)] == expected.tolist()
+        for v in (1, 2, 3):
+            full = (dense[s] >= 0).sum(axis=1) >= v if s < 4 else np.zeros(62, bool)
+            assert index.frames(s, v).tolist() == np.flatnonzero(full).tolist()
+
+
 def test_multiview_index_groups_instants() -> None:
     seq = np.array([0, 0, 0, 1, 1])
     frame = np.array([3, 3, 4, 0, 0])

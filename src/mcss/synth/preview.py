@@ -36,7 +36,7 @@ def draw_skeleton(image: np.ndarray, joints_crop: np.ndarray, cell: int) -> Imag
 def pick_instants(ds: Dataset, rows: int, seed: int = 0) -> list[tuple[int, int]]:
     """``rows`` (sequence, frame) instants seen by every camera, spread over subjects."""
     rng = np.random.default_rng(seed)
-    n_cams = ds.index.rows.shape[2]
+    n_cams = ds.index.num_cameras
     sequences = rng.permutation(ds.index.num_sequences)
     chosen = []
     for seq in sequences[: max(rows, 1)]:
@@ -48,7 +48,7 @@ def pick_instants(ds: Dataset, rows: int, seed: int = 0) -> list[tuple[int, int]
 
 def contact_sheet(ds: Dataset, out: Path, rows: int = 6, cell: int = 128, seed: int = 0) -> Path:
     """Write a PNG: one row per instant, one column per camera, labelled with the sequence."""
-    n_cams = ds.index.rows.shape[2]
+    n_cams = ds.index.num_cameras
     instants = pick_instants(ds, rows, seed)
     label_h = 14
     sheet = Image.new("RGB", (n_cams * cell, len(instants) * (cell + label_h)), (20, 20, 20))
