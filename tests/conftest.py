@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inference_helpers import cached_checkpoint
 from mcss.synth.generate import preset, synthesize
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -23,3 +24,9 @@ def fixture_path(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/fixtures not found: {path} is missing (real-data fixtures)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
+    """A tiny checkpoint's step folder (its run folder is two levels up), built once."""
+    return cached_checkpoint(tmp_path_factory, tiny_dataset)

@@ -5,6 +5,7 @@ Errors a user can fix (bad arguments, bad files) print one line and exit with co
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from dataclasses import asdict
@@ -220,6 +221,187 @@ def retrieve(
     console.print(f"written {out}/results.json, retrieval.md and grid_*.png")
 
 
+def _inference_errors() -> tuple[type[Exception], ...]:
+    """Errors of inference, search and export that a user can fix (printed as UserError)."""
+    from mcss.checkpoint import CheckpointError
+    from mcss.export import ExportError
+    from mcss.pose_index import PoseIndexError
+    from mcss.predict import PredictError
+
+    return CheckpointError, PredictError, PoseIndexError, ExportError
+
+
+@app.command("predict")
+def predict_(
+    run: Annotated[Path, typer.Argument(help="Run folder (its latest checkpoint) or a "
+                                         "checkpoint folder.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images, videos, or folders of them "
+                                                 "(searched recursively).")],
+    boxes: Annotated[Path | None, typer.Option(help="JSON file of person boxes (x0, y0, w, h "
+                                               "in px) keyed by input name, and by frame index "
+                                               "for videos (docs/inference.md); default: centre "
+                                               "crop.")
+                     ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for predictions.json, predictions.npz and "
+                                      "render/.")] = Path("predictions"),
+    batch_size: Annotated[int, typer.Option(help="Crops per forward pass.")] = 64,
+    render: Annotated[bool, typer.Option(help="Also draw each crop beside its 3D skeleton "
+                                         "(camera and side views): a PNG per image, an MP4 "
+                                         "per video.")] = False,
+    image_size: Annotated[int | None, typer.Option(help="Network input in px (default: the "
+                                                   "checkpoint's, else 64).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Predict 3D poses (17 H36M joints, mm, root-relative; camera frame and canonical body
+    frame) on images and videos: square person crops from --boxes, or centre crops.
+
+    Example: mcss predict runs/mcss photos/ clip.mp4 --boxes boxes.json --out pred --render
+    """
+    from mcss.predict import count_frames, find_inputs, load_model, predict_inputs
+
+    try:
+        model = load_model(run, image_size)
+        sources = find_inputs(inputs)
+        if not model.size_known:
+            console.print(f"note: {model.folder} does not record its crop size; assuming "
+                          f"{model.image_size} px (set --image-size)")
+        with _progress(disable=not progress) as bar:
+            task = bar.add_task("predicting frames", total=count_frames(sources))
+            result = predict_inputs(model, sources, out, boxes, batch_size, render,
+                                    on_frames=lambda n: bar.advance(task, n))
+    except _inference_errors() as err:
+        raise UserError(str(err)) from err
+    for name in result.unused_boxes:
+        console.print(f"warning: {boxes} has a box for {name!r}, which is no input")
+    console.print(f"{len(result.predictions)} frames of {len(sources)} input(s): written "
+                  f"{result.json}, {result.npz}"
+                  + (f" and {len(result.renders)} renders in {out / 'render'}" if render else ""))
+
+
+@app.command("index")
+def index_(
+    run: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder whose "
+                                         "embedding is indexed.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder (mcss synth / mcss convert).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write (atomically).")],
+    kind: Annotated[str, typer.Option(help="flat: exact; ivf or hnsw: approximate, for "
+                                      "millions of frames.")] = "flat",
+    nlist: Annotated[int | None, typer.Option(help="ivf: k-means cells (default ~4 sqrt(N)).")
+                     ] = None,
+    nprobe: Annotated[int | None, typer.Option(help="ivf: cells searched per query (default "
+                                               "nlist/8; more: better recall, slower).")
+                      ] = None,
+    split: Annotated[str | None, typer.Option(help="Index one split only (default: every "
+                                              "frame).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Crops per forward pass.")] = 256,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index at --out.")] = False,
+) -> None:
+    """Embed every crop of a dataset and write a FAISS index with each frame's subject,
+    sequence, camera, frame, time and 3D pose, for `mcss search`.
+
+    Example: mcss index runs/mcss --data data/quick --out runs/mcss-index --kind ivf
+    """
+    from mcss.pose_index import IndexParams, build_pose_index, save_pose_index
+    from mcss.predict import load_model
+
+    try:
+        params = IndexParams(kind, nlist, nprobe)
+        model = load_model(run)
+        if out.exists() and not overwrite:
+            raise UserError(f"{out} exists; pass --overwrite or choose another --out")
+        with _progress() as bar:
+            task = bar.add_task("embedding crops", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            built = build_pose_index(model, data, params, split, batch_size, advance)
+        save_pose_index(built, out, overwrite)
+    except _inference_errors() as err:
+        raise UserError(str(err)) from err
+    console.print(f"written {out}: {len(built)} frames, {built.meta['params']}")
+
+
+@app.command("search")
+def search_(
+    index: Annotated[Path, typer.Argument(help="Index folder written by `mcss index`.")],
+    image: Annotated[Path, typer.Option(help="Query image.")],
+    box: Annotated[str | None, typer.Option(help="Person box x0,y0,w,h in px (default: "
+                                            "centre crop).")] = None,
+    k: Annotated[int, typer.Option(help="Number of nearest frames.")] = 10,
+    out: Annotated[Path | None, typer.Option(help="Montage PNG: the query crop and the "
+                                             "k nearest crops.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the hits with "
+                                                  "their full 3D poses as JSON.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="The checkpoint that built the index, "
+                                                    "if moved (its hash is checked).")] = None,
+    nprobe: Annotated[int | None, typer.Option(help="ivf: cells searched per query.")] = None,
+    ef_search: Annotated[int | None, typer.Option(help="hnsw: candidates per query.")] = None,
+) -> None:
+    """Find the indexed frames whose pose embedding is nearest to a query image's, with the
+    network that built the index: distances, where each frame comes from, how far its 3D
+    label is from the query's predicted pose.
+
+    Example: mcss search runs/mcss-index --image person.jpg --box 410,120,200,520 --out hits.png
+    """
+    import json
+
+    from mcss.pose_index import hits_json, hits_table, load_pose_index, search_image, write_montage
+
+    if k < 1:
+        raise UserError(f"--k must be >= 1, got {k}")
+    try:
+        xywh = [float(v) for v in box.split(",")] if box else None
+    except ValueError:
+        xywh = []
+    if xywh is not None and len(xywh) != 4:
+        raise UserError(f"--box must be x0,y0,w,h (four numbers, px), not {box!r}")
+    try:
+        pose_index = load_pose_index(index)
+        pose_index.set_search(nprobe, ef_search)
+        result = search_image(pose_index, pose_index.load_model(checkpoint), image, xywh, k)
+        Console().print(hits_table(pose_index, result))
+        if out is not None:
+            _, found = write_montage(pose_index, result, out)
+            console.print(f"montage: {out}" + ("" if found else " (dataset "
+                          f"{pose_index.meta['dataset']['path']} not found: grey cells)"))
+    except _inference_errors() as err:
+        raise UserError(str(err)) from err
+    if json_out is not None:
+        json_out.write_text(json.dumps(hits_json(pose_index, result), indent=1) + "\n")
+        console.print(f"hits: {json_out}")
+
+
+@app.command("export")
+def export_(
+    run: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder.")],
+    onnx: Annotated[Path, typer.Option(help="ONNX file to write.")],
+    image_size: Annotated[int | None, typer.Option(help="Input crop size in px (default: the "
+                                                   "checkpoint's, else 64).")] = None,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's).")
+                     ] = None,
+) -> None:
+    """Export the network to ONNX (dynamic batch): input `images` (batch, 3, S, S) RGB in
+    [0, 1]; outputs embedding, pose_canonical, pose_camera (mm) and rotation. How to feed it
+    is in the file's metadata_props.
+
+    Example: mcss export runs/mcss --onnx mcss.onnx
+    """
+    from mcss.export import export_onnx
+    from mcss.predict import load_model
+
+    try:
+        model = load_model(run, image_size)
+        if not model.size_known:
+            console.print(f"note: {model.folder} does not record its crop size; exporting for "
+                          f"{model.image_size} px (set --image-size)")
+        path = export_onnx(model, onnx, opset)
+    except _inference_errors() as err:
+        raise UserError(str(err)) from err
+    console.print(f"written {path} ({path.stat().st_size / 1e6:.1f} MB, input "
+                  f"{model.image_size}x{model.image_size} px)")
+
+
 @app.command("reproduce")
 def reproduce_(
     preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo); "
@@ -250,19 +432,34 @@ def _write_preview(data: Path, png: Path) -> None:
     console.print(f"preview: {contact_sheet(Dataset(data), png)}")
 
 
-def _progress() -> Progress:
+def _progress(disable: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, transient=False,
+        TimeRemainingColumn(), console=console, transient=False, disable=disable,
     )
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors (bad arguments, bad files) print one line and exit with 2."""
+    from mcss.checkpoint import CheckpointError
+    from mcss.config import ConfigError
+    from mcss.safe_pickle import UnsafePickleError
+
     try:
         code = app(args=argv, standalone_mode=False)
-    except (UserError, DatasetError, FileNotFoundError) as err:
+    except (UserError, DatasetError, ConfigError, CheckpointError, UnsafePickleError,
+            FileNotFoundError) as err:
         print(f"mcss: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        print(f"mcss: error: no space left on the device writing {err.filename or 'output'} "
+              f"({err.strerror}); nothing half-written was kept: free space or choose another "
+              "output folder, then run the command again", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
         # Usage errors of Typer's (vendored) click: they carry their message and exit code.

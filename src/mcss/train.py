@@ -203,7 +203,8 @@ def _train(
             stopping = distributed.any_rank(stop.signal is not None)
             if rt.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
                 save_checkpoint(run, done, model, optimizer, scheduler,
-                                {"config": cfg.to_dict(), "metrics": metrics}, cfg.keep_last)
+                                {"config": cfg.to_dict(), "metrics": metrics,
+                                 "image_size": int(ds.meta["image_size"])}, cfg.keep_last)
             bar.update(1)
             if stopping:
                 bar.close()
