@@ -4,6 +4,7 @@ and a training run on the converted folder."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from collections.abc import Callable
@@ -327,7 +328,24 @@ def _unknown_action(root: Path) -> list[str]:
     return []
 
 
+class _RunsCode:
+    """Unpickling this runs a shell command (what a malicious calibration file would do)."""
+
+    def __init__(self, sentinel: Path) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.sentinel}",))
+
+
+def _malicious_pickle(root: Path) -> list[str]:
+    (root / "cameras.pkl").write_bytes(pickle.dumps({("S1", "54138969"): _RunsCode(
+        root / "PWNED")}))
+    return []
+
+
 BREAKS: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
+    "calibration pickle that runs code": (_malicious_pickle, ("cameras.pkl", "system")),
     "camera missing from cameras.pkl": (_drop_camera, ("cameras.pkl", "'S5', '54138969'")),
     "frame names an unknown camera": (_unknown_camera_id, ("cameras.pkl", "12345678")),
     "NaN label": (_nan_label, (NPZ, "NaN", "S5_SittingDown")),
@@ -358,6 +376,7 @@ def test_bad_input_is_refused_with_one_line(case: str, tmp_path: Path,
     args = ["convert", "h36m", "--root", str(root), "--out", str(out), "--image-size",
             str(SIZE), *extra]
     assert_refused(args, out, capsys, *needles)
+    assert not (root / "PWNED").exists()  # the malicious pickle's command never ran
 
 
 def test_metres_refused_when_told_millimetres(tmp_path: Path, capsys) -> None:

@@ -233,3 +233,23 @@ def test_no_space_left_on_the_device(tmp_path) -> None:
     assert "images.npy" in errors[0] and "free space" in errors[0]
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # neither the dataset nor its temporary folder
+
+
+def test_synth_killed_midway_leaves_nothing_a_reader_accepts(tmp_path) -> None:
+    from mcss.data.format import Dataset, DatasetError
+
+    out = tmp_path / "data"
+    writer = _mcss(["synth", "--preset", "tiny", "--out", str(out)])
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".data.tmp-*")):
+        assert writer.poll() is None and time.monotonic() < deadline, "synth ended too early"
+        time.sleep(0.01)
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate(timeout=60)
+    assert not out.exists()
+    with pytest.raises(DatasetError):
+        Dataset(out)
+    code, err = _finish(_mcss(["synth", "--preset", "tiny", "--out", str(out)]))
+    assert code == 0, err
+    assert len(Dataset(out)) > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # the killed writer's folder too

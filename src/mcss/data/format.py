@@ -68,8 +68,11 @@ class DatasetWriter:
         self.out = Path(out)
         self.meta = meta
         self.num_frames = num_frames
-        self.tmp = self.out.with_name(f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}")
-        self.tmp.mkdir(parents=True)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_temps(self.out)
+        self.tmp = self.out.with_name(
+            f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.tmp.mkdir()
         size = meta["image_size"]
         try:
             self._images = _allocated_memmap(self.tmp / "images.npy",
@@ -124,6 +127,25 @@ class DatasetWriter:
             shutil.rmtree(self.out)
         os.replace(self.tmp, self.out)
         return self.out
+
+
+def _remove_abandoned_temps(out: Path) -> None:
+    """Delete temporary folders for ``out`` left by writers that were killed (their process
+    is gone); a writer still running elsewhere keeps its folder."""
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = tmp.name.removeprefix(f".{out.name}.tmp-").split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
