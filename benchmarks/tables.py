@@ -71,6 +71,21 @@ def throughput_table(t: dict) -> str:
     )
 
 
+def distributed_table(d: dict) -> str:
+    m, batch = d["machine"], d["config"]["global_batch"]
+    rows = "".join(f"| {p} | {d['median_steps_per_s'][p]:.2f} | "
+                   f"{d['median_samples_per_s'][p]:.0f} |\n" for p in d["median_steps_per_s"])
+    return (
+        f"**Distributed training on the CPU** (`{d['command']}`; torchrun, {m['backend']}; "
+        f"quick preset, global batch {batch} crops; {m['cpu']}, {m['cpu_count']} cores; "
+        f"median of {len(d['steps_per_s']['1'])}):\n\n"
+        "| processes | steps/s | crops/s |\n|---:|---:|---:|\n" + rows +
+        f"\n2 processes run at {d['ratio_2_over_1']:.2f}x one process here: with 2 cores, one "
+        "process already uses both, so this is the cost of the distributed step (gathers, "
+        "global BatchNorm, DDP all-reduce), not a speed-up. No GPU figures measured yet."
+    )
+
+
 def reproduction_table(r: dict) -> str:
     from mcss.reproduce import results_markdown
 
@@ -114,6 +129,7 @@ def main() -> None:
     parts = []
     for name, make in (("render", render_table), ("data_stats", data_table),
                        ("train_throughput", throughput_table),
+                       ("distributed", distributed_table),
                        ("reproduce_quick", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:
