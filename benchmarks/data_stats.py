@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import load_average
 from mcss.data.format import Dataset
 from mcss.geometry import procrustes_align, to_canonical
 from mcss.synth.generate import preset, synthesize
@@ -126,14 +127,6 @@ def load_poses(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     if not ok.any():
         raise SystemExit(f"{ds.path}: no camera-0 row has world-frame 3D joints")
     return joints[ok], ds.subjects[rows][ok]
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (other work on the machine skews the timings)."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:

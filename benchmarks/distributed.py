@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -30,15 +29,9 @@ from pathlib import Path
 
 import torch
 
+from machine import cpu_model
 from mcss.config import resolve_config
 from mcss.synth.generate import preset, synthesize
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def steps_per_second(data: Path, processes: int, steps: int, log_every: int) -> float:
@@ -81,7 +74,7 @@ def main() -> None:
         "benchmark": "distributed",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": date.today().isoformat(),
-        "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "gpu": None, "backend": "gloo"},
         "config": {"preset": "quick", "arch": cfg.arch, "global_batch": batch,
                    "steps_per_run": args.steps},

@@ -39,22 +39,12 @@ import numpy as np
 import torch
 import torchvision
 
+from machine import cpu_model, load_average
 from mcss.synth import body, generate, rig
 
 TARGET_RATIO = 5.0
 CLIP = "walk"
 SUBJECT = "S1"
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's best guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class RenderJob:
@@ -114,14 +104,6 @@ def timed(fn, repeats: int, warmup: int, calls: int = 1) -> tuple[list[float], l
         times.append(time.perf_counter() - start)
         utilisation.append((time.process_time() - cpu) / times[-1])
     return times, utilisation
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (other work on the machine skews timings)."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 def profile(fn, top: int = 25) -> str:

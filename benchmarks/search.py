@@ -39,8 +39,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from machine import cpu_model, load_average
 from mcss.pose_index import IndexParams, build_faiss_index, normalise, search_index
-from render import cpu_model, load_average
 
 DIM, LATENT, K = 128, 16, 10
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from machine import cpu_model
 from mcss.config import resolve_config
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
@@ -31,13 +31,6 @@ from mcss.losses import TripletLoss
 from mcss.mining import TemporalHardNegativeMiner
 from mcss.synth.generate import preset, synthesize
 from mcss.train import build_model, training_step
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def time_ours(batches: TrainBatches, cfg, steps: int, offset: int) -> float:
@@ -113,7 +106,7 @@ def main() -> None:
         "benchmark": "train_throughput",
         "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
         "date": date.today().isoformat(),
-        "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "config": {"preset": "quick", "arch": cfg.arch, "image_size": size,
                    "batch": {"labelled": cfg.batch_labelled,

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, fixture_path
+from convert_helpers import assert_refused, edit_npz
 from mcss.cli import main
 from mcss.convert import ConvertError
 from mcss.convert.common import (
@@ -43,24 +44,6 @@ def copy_fixture(tmp_path: Path) -> Path:
             (root / file.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, root / file.relative_to(src))
     return root
-
-
-def edit_npz(path: Path, edit: Callable[[dict[str, np.ndarray]], None]) -> None:
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    edit(arrays)
-    np.savez(path, **arrays)
-
-
-def assert_refused(args: list[str], out: Path, capsys: pytest.CaptureFixture, *needles: str
-                   ) -> None:
-    """The CLI prints one `mcss: error:` line naming ``needles``, exits 2, writes nothing."""
-    with pytest.raises(SystemExit) as stop:
-        main(args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(err) == 1, err
-    assert err[0].startswith("mcss: error: ") and all(n in err[0] for n in needles), err[0]
-    assert not out.exists() and not list(out.parent.glob(f".{out.name}.tmp-*"))
 
 
 @pytest.fixture(scope="module")
