@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, fixture_path
-from convert_helpers import assert_refused, edit_npz
+from convert_helpers import assert_left_is_left, assert_refused, edit_npz
 from mcss.cli import main
 from mcss.convert import ConvertError
 from mcss.convert.common import (
@@ -26,7 +26,7 @@ from mcss.convert.common import (
 )
 from mcss.convert.h36m import convert_h36m, parse_frame_name
 from mcss.data.format import Dataset
-from mcss.geometry import camera_from_h36m, square_box, to_canonical
+from mcss.geometry import camera_from_h36m, square_box
 from mcss.safe_pickle import restricted_load
 from mcss.skeleton import JOINT_INDEX as J
 from mcss.synth.generate import SynthConfig
@@ -163,22 +163,7 @@ def test_3d_joints_are_millimetres_upright_in_a_z_up_world(
 
 
 def test_left_is_left(converted: tuple[Dataset, list[str]]) -> None:
-    """In the canonical body frame (x = body's right, faces -z) the left shoulder is on the
-    left, and the knees bend forward: a mirrored (left/right swapped) pose fails this."""
-    joints = converted[0].joints_3d_camera
-    canonical = to_canonical(joints)
-    assert (canonical[:, J["left_shoulder"], 0] < 0).all()
-    assert (canonical[:, J["right_shoulder"], 0] > 0).all()
-    assert (_knees_forward(canonical) < 0).all()
-    mirrored = to_canonical(joints * np.array([-1.0, 1.0, 1.0]))  # = left/right swapped
-    assert (_knees_forward(mirrored) > 0).all()
-
-
-def _knees_forward(canonical: np.ndarray) -> np.ndarray:
-    """Mean z of the knees relative to their hip-ankle midpoints (< 0: in front)."""
-    offsets = [canonical[:, J[f"{s}_knee"], 2] - (canonical[:, J[f"{s}_hip"], 2]
-               + canonical[:, J[f"{s}_foot"], 2]) / 2 for s in ("left", "right")]
-    return np.mean(offsets, axis=0)
+    assert_left_is_left(converted[0].joints_3d_camera)
 
 
 # ---------------------------------------------------------------------------- instants

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import fixture_path
-from convert_helpers import assert_refused, edit_npz
+from convert_helpers import assert_left_is_left, assert_refused, edit_npz
 from mcss.cli import main
 from mcss.convert import ConvertError
 from mcss.convert.mpi3dhp import (
@@ -147,22 +147,7 @@ def test_pelvis_is_at_the_pelvis_and_the_spine_goes_up(
 
 
 def test_left_is_left(converted: tuple[Dataset, list[str]]) -> None:
-    """In the canonical body frame (x = body's right, faces -z) the left shoulder is on the
-    left and the knees bend forward; a left/right swapped mapping fails both."""
-    joints = converted[0].joints_3d_camera
-    canonical = to_canonical(joints)
-    assert (canonical[:, J["left_shoulder"], 0] < 0).all()
-    assert (canonical[:, J["right_shoulder"], 0] > 0).all()
-    assert (knees_forward(canonical) < 0).all()
-    mirrored = to_canonical(joints * np.array([-1.0, 1.0, 1.0]))  # = left/right swapped
-    assert (knees_forward(mirrored) > 0).all()
-
-
-def knees_forward(canonical: np.ndarray) -> np.ndarray:
-    """Mean z of the knees relative to their hip-ankle midpoints (< 0: in front)."""
-    offsets = [canonical[:, J[f"{s}_knee"], 2] - (canonical[:, J[f"{s}_hip"], 2]
-               + canonical[:, J[f"{s}_foot"], 2]) / 2 for s in ("left", "right")]
-    return np.mean(offsets, axis=0)
+    assert_left_is_left(converted[0].joints_3d_camera)
 
 
 def test_world_is_z_up_with_the_floor_at_zero(converted: tuple[Dataset, list[str]]) -> None:
