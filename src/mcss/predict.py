@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from mcss.augment import to_tensor
 from mcss.checkpoint import STATE_FILE, CheckpointError, checkpoint_extra, latest_checkpoint
+from mcss.crops import centre_square, square_crop
 from mcss.evaluate import load_trained
 from mcss.model import IMAGE_MEAN, IMAGE_STD, PoseNet
 from mcss.skeleton import JOINT_INDEX, JOINT_NAMES
@@ -228,16 +229,14 @@ def square_from_xywh(xywh: Sequence[float]) -> np.ndarray:
 
 def centre_box(height: int, width: int) -> np.ndarray:
     """The largest square ``[x0, y0, side, side]`` centred in a frame."""
-    side = min(height, width)
-    return np.array([(width - side) / 2, (height - side) / 2, side, side], dtype=np.float64)
+    x0, y0, side = centre_square(width, height)
+    return np.array([x0, y0, side, side])
 
 
 def crop(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """The square ``box`` ``[x0, y0, side, side]`` of an RGB image, resized to ``size`` px
-    (PIL's bilinear filter, antialiased when shrinking); outside the image is black."""
-    x0, y0, side = box[0], box[1], box[2]
-    region = tuple(round(v) for v in (x0, y0, x0 + side, y0 + side))
-    return np.asarray(Image.fromarray(image).crop(region).resize((size, size), Image.BILINEAR))
+    """The square ``box`` ``[x0, y0, side, side]`` of an RGB image resized to ``size`` px,
+    as the converters crop training frames (:func:`mcss.crops.square_crop`)."""
+    return square_crop(Image.fromarray(image), box[:3], size)
 
 
 class BoxTable:

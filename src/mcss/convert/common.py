@@ -25,6 +25,7 @@ from PIL import Image
 
 from mcss import __version__
 from mcss.convert import ConvertError
+from mcss.crops import square_crop
 from mcss.data.format import DatasetWriter
 from mcss.geometry import Camera, image_to_crop
 from mcss.safe_pickle import restricted_load
@@ -360,11 +361,7 @@ def load_crop(path: Path, box: np.ndarray, size: int, source: Path) -> np.ndarra
             rgb = image.convert("RGB")
     except (OSError, ValueError, SyntaxError) as err:
         raise _open_error(path, source, err) from err
-    x0, y0, side = np.asarray(box, dtype=np.float64) / factor
-    ix0, iy0 = math.floor(x0), math.floor(y0)
-    region = rgb.crop((ix0, iy0, math.ceil(x0 + side), math.ceil(y0 + side)))
-    sub = (x0 - ix0, y0 - iy0, x0 - ix0 + side, y0 - iy0 + side)
-    return np.asarray(region.resize((size, size), Image.Resampling.BILINEAR, box=sub))
+    return square_crop(rgb, np.asarray(box, dtype=np.float64) / factor, size)
 
 
 def _draft(image: Image.Image, zoom: float) -> float:

@@ -20,7 +20,6 @@ time, never a whole video.
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
 import zipfile
@@ -44,6 +43,7 @@ from mcss.convert.common import (
     natural_key,
     prepare_out,
 )
+from mcss.crops import centre_square, square_crop
 from mcss.data.format import DatasetWriter
 from mcss.geometry import Camera, square_box
 from mcss.skeleton import NUM_JOINTS, bone_lengths
@@ -289,30 +289,14 @@ def _camera_boxes(path: Path, camera: CameraInput, entries: Any, margin: float
     return np.asarray(frames)[order], square_box(corners, margin)
 
 
-def centre_box(width: int, height: int) -> np.ndarray:
-    """The largest centred square ``(x0, y0, side)`` of a ``width`` x ``height`` frame."""
-    side = min(width, height)
-    return np.array([(width - side) / 2.0, (height - side) / 2.0, float(side)])
-
-
 def camera_boxes(camera: CameraInput, raw_frames: np.ndarray,
                  given: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """Square boxes ``(n, 3)`` of ``raw_frames``: interpolated linearly between the given
     boxes (held beyond the first and last), or the centred square without boxes."""
     if given is None:
-        return np.tile(centre_box(camera.width, camera.height), (len(raw_frames), 1))
+        return np.tile(centre_square(camera.width, camera.height), (len(raw_frames), 1))
     frames, boxes = given
     return np.stack([np.interp(raw_frames, frames, boxes[:, k]) for k in range(3)], axis=1)
-
-
-def crop(image: Image.Image, box: np.ndarray, size: int) -> np.ndarray:
-    """The square ``box`` (``x0, y0, side``; may leave the image: black there) resized to
-    ``size`` px, with sub-pixel accuracy and antialiasing: ``(size, size, 3)`` uint8."""
-    x0, y0, side = (float(v) for v in box)
-    left, top = math.floor(x0), math.floor(y0)
-    region = image.crop((left, top, math.ceil(x0 + side), math.ceil(y0 + side)))
-    within = (x0 - left, y0 - top, x0 - left + side, y0 - top + side)
-    return np.asarray(region.resize((size, size), Image.Resampling.BILINEAR, box=within))
 
 
 # ---------------------------------------------------------------------------- labels
@@ -542,7 +526,7 @@ def write_footage(
             frames = camera.frames(plan.instants.start + shift, plan.instants.stop + shift)
             for lo in range(0, count, CHUNK):
                 hi = min(lo + CHUNK, count)
-                images = np.stack([crop(next(frames), plan.boxes[cam_id, k], image_size)
+                images = np.stack([square_crop(next(frames), plan.boxes[cam_id, k], image_size)
                                    for k in range(lo, hi)])
                 instants = np.arange(lo, hi) + plan.instants.start
                 joints, labelled = _labels_of(plan.labels, cam_id, instants)
