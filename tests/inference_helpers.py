@@ -19,7 +19,7 @@ from mcss.checkpoint import save_checkpoint
 from mcss.config import resolve_config
 from mcss.data.format import Dataset
 from mcss.geometry import canonical_body_frame, to_canonical
-from mcss.model import PoseNet
+from mcss.model import build_model
 
 _BUILT: dict[tuple[Path, int], Path] = {}
 
@@ -29,7 +29,7 @@ def build_checkpoint(run: Path, data: Path, seed: int = 0, record_size: bool = T
     ds = Dataset(data)
     cfg = resolve_config("tiny", None, [f"seed={seed}"])
     torch.manual_seed(seed)
-    model = PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame)
+    model = build_model(cfg)
     poses = np.asarray(ds.joints_3d_camera[:], dtype=np.float64)
     poses -= poses[:, :1]
     model.set_pose_statistics(torch.from_numpy(to_canonical(poses)).float())

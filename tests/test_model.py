@@ -41,6 +41,23 @@ def test_camera_pose_is_rotation_times_canonical() -> None:
     assert ablation(torch.rand(2, 3, 32, 32)).rotation is None
 
 
+def test_regressor_reads_the_feature_when_asked() -> None:
+    """regress_from=feature: the embedding becomes a projection head for the metric loss
+    only, so changing the embedding layer leaves the pose untouched."""
+    torch.manual_seed(0)
+    model = PoseNet(embedding_dim=16, hidden_dim=32, regress_from="feature").eval()
+    assert model.regressor[0].in_features == model.embed.in_features
+    torch.nn.init.normal_(model.regressor[-1].weight, std=0.1)
+    images = torch.rand(2, 3, 32, 32)
+    before = model(images)
+    torch.nn.init.normal_(model.embed.weight)
+    after = model(images)
+    assert torch.equal(before.pose_canonical, after.pose_canonical)
+    assert not torch.equal(before.embedding, after.embedding)
+    with pytest.raises(ValueError, match="regress_from"):
+        PoseNet(regress_from="pixels")
+
+
 def test_untrained_model_predicts_the_mean_pose_seen_from_the_mean_view() -> None:
     poses = torch.from_numpy(_poses(40)).float()
     model = PoseNet(embedding_dim=16, hidden_dim=32).eval()

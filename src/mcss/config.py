@@ -28,6 +28,7 @@ class TrainConfig:
     embedding_dim: int = 128
     hidden_dim: int = 256
     pose_frame: str = "canonical"  # canonical | camera (ablation, DESIGN.md section 1)
+    regress_from: str = "embedding"  # embedding | feature (the metric head as a projection)
     init: str | None = None  # local torchvision state dict for the backbone
     # labels: a subject list ("S1", "S1,S5") or a percentage of training frames ("5%")
     labelled: str = "S1"
@@ -76,6 +77,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ("resnet18", "resnet34", "resnet50"))
         _check_choice("pose_frame", self.pose_frame, ("canonical", "camera"))
+        _check_choice("regress_from", self.regress_from, ("embedding", "feature"))
         _check_choice("schedule", self.schedule, ("cosine", "step"))
         _check_choice("optimizer", self.optimizer, ("adamw", "sgd"))
         _check_choice("strategy", self.strategy, ("hardest", "semihard", "all"))

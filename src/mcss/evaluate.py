@@ -24,7 +24,7 @@ from mcss.data.training import make_split
 from mcss.distances import mean_pairwise_cosine
 from mcss.geometry import to_canonical
 from mcss.metrics import auc, mpjpe, n_mpjpe, pa_mpjpe, pck
-from mcss.model import PoseNet
+from mcss.model import PoseNet, build_model
 
 
 @torch.no_grad()
@@ -128,7 +128,7 @@ def load_trained(run_or_checkpoint: Path) -> tuple[PoseNet, TrainConfig, Path]:
         raise CheckpointError(f"{folder}: the checkpoint carries no config; was it written by "
                               "`mcss train`?")
     cfg = TrainConfig(**extra["config"])
-    model = PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame)
+    model = build_model(cfg)
     load_checkpoint(folder, model, restore_rng=False)
     return model.eval(), cfg, folder
 

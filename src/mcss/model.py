@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torchvision
@@ -20,6 +21,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcss.skeleton import NUM_JOINTS
+
+if TYPE_CHECKING:
+    from mcss.config import TrainConfig
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -87,14 +91,19 @@ class PoseNet(nn.Module):
         embedding_dim: int = 128,
         hidden_dim: int = 256,
         pose_frame: str = "canonical",
+        regress_from: str = "embedding",
     ) -> None:
         super().__init__()
         if pose_frame not in ("canonical", "camera"):
             raise ValueError(f"pose_frame must be 'canonical' or 'camera', not {pose_frame!r}")
-        self.pose_frame = pose_frame
+        if regress_from not in ("embedding", "feature"):
+            raise ValueError(f"regress_from must be 'embedding' or 'feature', not "
+                             f"{regress_from!r}")
+        self.pose_frame, self.regress_from = pose_frame, regress_from
         self.backbone, feature_dim = small_crop_backbone(arch)
         self.embed = nn.Linear(feature_dim, embedding_dim)
-        self.regressor = _mlp(embedding_dim, hidden_dim, NUM_JOINTS * 3)
+        regressor_in = embedding_dim if regress_from == "embedding" else feature_dim
+        self.regressor = _mlp(regressor_in, hidden_dim, NUM_JOINTS * 3)
         self.view_head = _mlp(feature_dim, hidden_dim, 6) if pose_frame == "canonical" else None
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1))
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1))
@@ -129,7 +138,8 @@ class PoseNet(nn.Module):
         """``images``: ``(B, 3, H, W)`` float in [0, 1]."""
         feature = self.backbone((images - self.image_mean) / self.image_std)
         embedding = self.embed(feature)
-        raw = self.regressor(embedding).view(-1, NUM_JOINTS, 3)
+        raw = self.regressor(embedding if self.regress_from == "embedding" else feature)
+        raw = raw.view(-1, NUM_JOINTS, 3)
         pose = raw * self.pose_scale + self.pose_mean
         pose = pose - pose[:, :1]
         if self.view_head is None:
@@ -159,3 +169,8 @@ def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
                          "match; is it a torchvision ResNet state dict of the same depth?")
     model.backbone.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))
+
+
+def build_model(cfg: TrainConfig) -> PoseNet:
+    """The network a training config describes."""
+    return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame, cfg.regress_from)

@@ -30,12 +30,8 @@ from mcss.evaluate import Validator
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.losses import TripletLoss, pose_loss
 from mcss.mining import TemporalHardNegativeMiner
-from mcss.model import PoseNet, PoseOutput, load_backbone_init
+from mcss.model import PoseNet, PoseOutput, build_model, load_backbone_init
 from mcss.runlog import RunLog, StopRequest, progress_bar, val_line
-
-
-def build_model(cfg: TrainConfig) -> PoseNet:
-    return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
