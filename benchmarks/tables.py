@@ -99,6 +99,27 @@ def reproduction_table(r: dict) -> str:
     )
 
 
+def long_schedule_table(r: dict) -> str:
+    rows = []
+    for name, run in r["runs"].items():
+        t, v = run["test"], run["val_curve"][-1]
+        rows.append(
+            f"| {name} | {v['canonical_mpjpe']:.1f} | {t['canonical_mpjpe']:.1f} | "
+            f"{t['mpjpe']:.1f} | {t['pa_mpjpe']:.1f} | {t['monitors']['embedding_cosine']:.2f} | "
+            f"{100 * t['monitors']['spread_ratio']:.0f}% | {run['seconds']:.0f} |")
+    hits = ", ".join(f"{name} {100 * v['hit@1/75mm']:.1f}%" for name, v in r["retrieval"].items())
+    refs = next(iter(r["runs"].values()))["references"]
+    return (
+        f"**Long schedule** (`{r['command']}`; {r['device']}, {r['cpu']}, {r['cpu_count']} "
+        f"cores, torch {r['torch']}; {r['steps']} steps, runs side by side; test S9/S11, mean "
+        "over actions, mm):\n\n"
+        "| run | val S8 canonical | test canonical | test MPJPE | test PA-MPJPE | cosine | "
+        "spread | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        + f"\n\nMean-pose predictor {refs['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose "
+        f"oracle {refs['oracle_mpjpe']:.1f} mm. Cross-view retrieval Hit@1 at 75 mm: {hits}."
+    )
+
+
 def search_table(s: dict) -> str:
     m, exact, ivf = s["machine"], s["exact"], s["ivf"]
     sweep = "\n".join(
@@ -130,7 +151,10 @@ def main() -> None:
     for name, make in (("render", render_table), ("data_stats", data_table),
                        ("train_throughput", throughput_table),
                        ("distributed", distributed_table),
-                       ("reproduce_quick", reproduction_table), ("search", search_table)):
+                       ("reproduce_full", reproduction_table),
+                       ("reproduce_quick", reproduction_table),
+                       ("long_schedule", long_schedule_table),
+                       ("reproduce_curve", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:
             parts.append(make(result))

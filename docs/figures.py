@@ -15,6 +15,7 @@ from mcss.motion.deepmimic import clip_paths, load_deepmimic  # noqa: E402
 from mcss.skeleton import BONES, JOINT_NAMES  # noqa: E402
 
 OUT = Path(__file__).parent / "images"
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def canonical_frame_figure() -> Path:
@@ -53,5 +54,54 @@ def canonical_frame_figure() -> Path:
     return path
 
 
+def long_schedule_figure() -> Path:
+    """Validation (S8) canonical and camera-frame MPJPE against step, per long-schedule run."""
+    import json
+
+    from mcss.report import COLOURS
+
+    results = json.loads((RESULTS / "long_schedule.json").read_text())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, run in results["runs"].items():
+        variant = name.rsplit("-s", 1)[0]
+        steps = [row["step"] for row in run["val_curve"]]
+        for ax, key in zip(axes, ("canonical_mpjpe", "mpjpe"), strict=True):
+            ax.plot(steps, [row[key] for row in run["val_curve"]], label=name,
+                    color=COLOURS.get(variant, "tab:purple"),
+                    ls="-" if name.endswith("-s0") else "--")
+    refs = results["runs"]["baseline-s0"]["val_curve"][-1]
+    axes[0].axhline(refs["mean_pose_mpjpe"], color="tab:red", ls="--", lw=1,
+                    label="mean-pose predictor")
+    for ax, title in zip(axes, ("canonical frame", "camera frame"), strict=True):
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation MPJPE (mm)")
+        ax.set_title(f"{title}, {results['device']}")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = OUT / "long_schedule.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def label_curve_figure() -> Path:
+    """The curve preset's label-efficiency curve, from its committed results."""
+    import json
+
+    from mcss.config import label_budget
+    from mcss.report import plot_label_curve
+
+    results = json.loads((RESULTS / "reproduce_curve.json").read_text())
+    curve: dict[str, dict[float, float]] = {}
+    for key, m in results["methods"].items():
+        fraction = label_budget(m["label"])[1] or 0.0
+        curve.setdefault(key.split("@")[0], {})[fraction] = m["canonical_mpjpe"]["mean"]
+    refs = next(iter(results["methods"].values()))["references"]
+    return plot_label_curve(curve, OUT / "label_curve.png",
+                            {"mean_pose_mpjpe": refs["mean_pose_mpjpe"]})
+
+
 if __name__ == "__main__":
     print(canonical_frame_figure())
+    print(long_schedule_figure())
+    print(label_curve_figure())

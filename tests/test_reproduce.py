@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import yaml
 from PIL import Image
 
-from mcss.reproduce import reproduce
+from mcss.reproduce import PRESETS, ReproPreset, reproduce
 
 
 def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
@@ -32,3 +34,21 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     assert csv.stat().st_mtime_ns == before
     assert not any("synthesise" in s or "retrieval" in s for s in stages)
     assert again["methods"] == results["methods"]
+
+
+def test_label_curve_preset_trains_each_budget_and_plots_the_curve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The curve preset's path, on tiny data: one run per (method, label budget), keys
+    ``method@budget``, and the label-efficiency plot in the report."""
+    monkeypatch.setitem(PRESETS, "tiny-curve", ReproPreset(
+        "tiny", "tiny", ("baseline", "mcss"), (0,), ("50%", "100%")))
+    out = tmp_path / "curve"
+    results = reproduce("tiny-curve", out, say=lambda _: None)
+    assert set(results["methods"]) == {"baseline@50%", "mcss@50%", "baseline@100%",
+                                       "mcss@100%"}
+    assert (out / "runs" / "mcss-50pct-s0" / "final_metrics.json").exists()
+    config = yaml.safe_load((out / "runs" / "baseline-100pct-s0" / "config.yaml").read_text())
+    assert config["labelled"] == "100%" and config["lam"] == 0
+    assert "label_curve.png" in (out / "report" / "index.html").read_text()
+    assert Image.open(out / "report" / "label_curve.png").width > 100

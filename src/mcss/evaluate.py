@@ -22,6 +22,7 @@ from mcss.config import TrainConfig
 from mcss.data.format import Dataset, DatasetError
 from mcss.data.training import make_split
 from mcss.distances import mean_pairwise_cosine
+from mcss.distributed import pick_device
 from mcss.geometry import to_canonical
 from mcss.metrics import auc, mpjpe, n_mpjpe, pa_mpjpe, pck
 from mcss.model import PoseNet, build_model
@@ -120,9 +121,11 @@ def collapse_warnings(
     return found
 
 
-def load_trained(run_or_checkpoint: Path) -> tuple[PoseNet, TrainConfig, Path]:
+def load_trained(
+    run_or_checkpoint: Path, device: str = "cpu"
+) -> tuple[PoseNet, TrainConfig, Path]:
     """The trained model of a run folder (its latest checkpoint) or of one checkpoint folder,
-    with the config it was trained with."""
+    with the config it was trained with, on ``device`` (auto: a GPU if there is one)."""
     folder, extra = checkpoint_extra(Path(run_or_checkpoint))
     if "config" not in extra:
         raise CheckpointError(f"{folder}: the checkpoint carries no config; was it written by "
@@ -130,7 +133,7 @@ def load_trained(run_or_checkpoint: Path) -> tuple[PoseNet, TrainConfig, Path]:
     cfg = TrainConfig(**extra["config"])
     model = build_model(cfg)
     load_checkpoint(folder, model, restore_rng=False)
-    return model.eval(), cfg, folder
+    return model.to(pick_device(device)).eval(), cfg, folder
 
 
 def per_frame_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,7 +152,7 @@ def per_frame_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dic
 def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> dict[str, Any]:
     """Protocol evaluation of a trained run on one split of a dataset: per-action table,
     mean over actions and mean over frames, the sanity references, collapse monitors."""
-    model, cfg, folder = load_trained(run_or_checkpoint)
+    model, cfg, folder = load_trained(run_or_checkpoint, device="auto")
     ds = Dataset(data)
     rows, gt = labelled_poses(ds, ds.split_rows(split), require_flag=True)
     if len(rows) == 0:
@@ -222,7 +225,7 @@ def retrieve_runs(
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for name, run in runs.items():
-        model, _, _ = load_trained(run)
+        model, _, _ = load_trained(run, device="auto")
         emb = predict(model, ds.images[rows])["embedding"]
         results[name] = cross_view_retrieval(emb, poses, **keys, max_queries=max_queries,
                                              seed=seed)

@@ -60,9 +60,12 @@ def plot_mpjpe_bars(table: dict[str, list[float]], refs: dict[str, float], out: 
     return _save(fig, out)
 
 
-def plot_label_curve(curve: dict[str, dict[float, float]], out: Path) -> Path:
-    """Test MPJPE against the fraction of labelled training frames, per method."""
+def plot_label_curve(curve: dict[str, dict[float, float]], out: Path,
+                     refs: dict[str, float] | None = None) -> Path:
+    """Test MPJPE against the fraction of labelled training frames, per method, with the
+    sanity references as lines (a curve near the mean-pose line has learnt little)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    _reference_lines(ax, refs or {})
     for name, points in curve.items():
         xs = sorted(points)
         ax.plot([100 * x for x in xs], [points[x] for x in xs], marker="o", label=name,

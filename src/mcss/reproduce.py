@@ -50,7 +50,7 @@ PRESETS: dict[str, ReproPreset] = {
 
 
 def machine() -> str:
-    """CPU model, core count and torch version: printed beside every timing."""
+    """CPU model, core count, GPU (if any) and torch version: printed beside every timing."""
     import os
     import platform
 
@@ -62,7 +62,8 @@ def machine() -> str:
         names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
                  if ln.startswith("model name")]
         cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
 
 
 def _run_name(variant: str, label: str, seed: int) -> str:
@@ -171,7 +172,9 @@ def _report(out: Path, p: ReproPreset, results: dict[str, Any], first: dict[str,
             variant = key.split("@")[0]
             fraction = label_budget(m["label"])[1] or 0.0
             curve.setdefault(variant, {})[fraction] = m["canonical_mpjpe"]["mean"]
-        images.append(plot_label_curve(curve, figs / "label_curve.png"))
+        first_refs = next(iter(results["methods"].values()))["references"]
+        refs = {"mean_pose_mpjpe": first_refs["mean_pose_mpjpe"]}  # the oracle varies with labels
+        images.append(plot_label_curve(curve, figs / "label_curve.png", refs))
     images += sorted((out / "retrieval").glob("grid_*.png"))
     sections = [("Pose estimation (test split, mean over actions)", results_markdown(results)),
                 ("Cross-view retrieval (test split)", retrieval_table(results["retrieval"]))]

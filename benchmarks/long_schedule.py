@@ -1,0 +1,152 @@
+"""Does the metric term pay with a longer schedule? Baseline, BatchNorm control and MCSS
+variants trained side by side for many more steps than the reproduction presets.
+
+Each variant is one ``python -m mcss train`` process; ``--parallel`` of them share the machine
+(on one GPU they share it too). A run still going at ``--timeout`` is stopped with SIGTERM,
+which saves a checkpoint; it is evaluated as it stands and marked unfinished. Then every run is
+evaluated on the test split and the first seed of each variant in cross-view retrieval.
+Settings are chosen on the validation subject (S8); the test numbers are reported, never tuned.
+
+    python benchmarks/long_schedule.py --data runs/full/data --out runs/long --steps 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from machine import cpu_model
+
+VARIANTS: dict[str, list[str]] = {
+    "baseline": ["lam=0"],
+    "control": ["lam=0", "forward_unlabelled=true"],
+    "mcss": [],
+    "mcss-lam0.003": ["lam=0.003"],
+    "mcss-views4": ["n_views=4", "n_sequences=8"],
+}
+DEFAULT_RUNS = ["baseline:0", "baseline:1", "control:0", "mcss:0", "mcss:1",
+                "mcss-lam0.003:0", "mcss-views4:0"]
+
+
+def _launch(data: Path, run: Path, variant: str, seed: int, steps: int,
+            extra: list[str]) -> subprocess.Popen:
+    sets = [*VARIANTS[variant], f"seed={seed}", f"steps={steps}",
+            f"val_every={max(steps // 8, 1)}", f"ckpt_every={max(steps // 4, 1)}", *extra]
+    cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
+           "--preset", "full", *[a for s in sets for a in ("--set", s)]]
+    run.mkdir(parents=True, exist_ok=True)
+    log = (run / "train.log").open("w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, parallel: int,
+              timeout: float, extra: list[str]) -> dict[str, float]:
+    """Train the runs, ``parallel`` at a time; returns each run's wall-clock seconds."""
+    pending, active, seconds = list(runs), {}, {}
+    deadline = time.monotonic() + timeout
+    while pending or active:
+        if time.monotonic() > deadline:
+            pending.clear()  # never started: left out of the results
+        while pending and len(active) < parallel:
+            variant, seed = pending.pop(0)
+            name = f"{variant}-s{seed}"
+            active[name] = (_launch(data, out / name, variant, seed, steps, extra),
+                            time.monotonic())
+        time.sleep(2)
+        for name, (proc, began) in list(active.items()):
+            if time.monotonic() > deadline and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # saves a checkpoint, exits 130
+                proc.wait()
+            if proc.poll() is not None:
+                seconds[name] = time.monotonic() - began
+                del active[name]
+                print(f"{name}: exit {proc.returncode} after {seconds[name]:.0f} s", flush=True)
+    return seconds
+
+
+def validation_curve(run: Path) -> list[dict[str, float]]:
+    """Validation rows of a run's ``metrics.csv``, one dict per evaluated step."""
+    rows: dict[int, dict[str, float]] = {}
+    if not (run / "metrics.csv").exists():
+        return []
+    with (run / "metrics.csv").open() as f:
+        for r in csv.DictReader(f):
+            if r["kind"] == "val":
+                rows.setdefault(int(r["step"]), {"step": int(r["step"])})[r["name"]] = float(
+                    r["value"])
+    return [rows[s] for s in sorted(rows)]
+
+
+def _device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
+def summarise(out: Path, data: Path, names: list[str], seconds: dict[str, float],
+              steps: int) -> dict[str, Any]:
+    from mcss.evaluate import evaluate_run, retrieve_runs
+
+    results: dict[str, Any] = {"runs": {}}
+    for name in names:
+        run = out / name
+        curve = validation_curve(run)
+        test = evaluate_run(run, data, "test")
+        results["runs"][name] = {
+            "steps_done": int(curve[-1]["step"]) if curve else 0,
+            "finished": (run / "final_metrics.json").exists(),
+            "seconds": seconds.get(name), "val_curve": curve,
+            "test": test["mean_over_actions"] | {"monitors": test["monitors"]},
+            "references": test["references"],
+        }
+        print(f"{name}: test {json.dumps(results['runs'][name]['test'])}", flush=True)
+    first = {n.rsplit("-s", 1)[0]: out / n for n in names if n.endswith("-s0")}
+    results["retrieval"] = retrieve_runs(first, data, out / "retrieval")
+    import torch
+
+    results |= {"steps": steps, "device": _device_name(), "cpu": cpu_model(),
+                "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                "command": "python benchmarks/long_schedule.py " + " ".join(sys.argv[1:])}
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="quick synthetic dataset folder")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds for all training")
+    ap.add_argument("--runs", nargs="*", default=DEFAULT_RUNS, help="VARIANT:SEED items")
+    ap.add_argument("--set", dest="extra", action="append", default=[],
+                    help="extra key=value for every run (e.g. precision=bf16)")
+    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
+                    / "long_schedule.json")
+    args = ap.parse_args()
+    if not (args.data / "meta.json").exists():
+        from mcss.synth.generate import preset, synthesize
+
+        synthesize(preset("quick"), args.data)
+    runs = [(v, int(s)) for v, s in (item.split(":") for item in args.runs)]
+    seconds = train_all(args.data, args.out, runs, args.steps, args.parallel, args.timeout,
+                        args.extra)
+    names = [f"{v}-s{s}" for v, s in runs  # a run stopped before its first checkpoint: out
+             if (args.out / f"{v}-s{s}" / "checkpoints" / "latest").exists()]
+    results = summarise(args.out, args.data, names, seconds, args.steps)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
