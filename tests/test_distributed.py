@@ -119,6 +119,14 @@ def test_resume_with_another_world_size(tiny_dataset: Path, tmp_path: Path) -> N
     assert len(_logged(run, "loss")) == 3
 
 
+def test_projection_head_baseline_runs_under_ddp(tiny_dataset: Path, tmp_path: Path) -> None:
+    """With regress_from=feature and lam=0 the embedding head feeds no loss; DDP used to stop
+    at the second step ("parameters that were not used in producing loss")."""
+    _torchrun(["-m", "mcss", "train", "--data", str(tiny_dataset), "--out", "run", *TINY,
+               "--set", "steps=3", "--set", "lam=0", "--set", "regress_from=feature"], tmp_path)
+    assert len(_logged(tmp_path / "run", "loss")) == 3
+
+
 WORKER = textwrap.dedent("""
     import json
     import torch, torch.distributed as dist

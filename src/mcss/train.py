@@ -104,6 +104,9 @@ def _with_triplet(
     triplet: TripletLoss, lam: float, n_lab: int,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Add ``lam`` times the triplet loss of the unlabelled part of the batch."""
+    # A zero term keeps the embedding head in every step's graph, as DDP requires, also when
+    # it feeds only the triplet loss (regress_from=feature) and that loss is absent.
+    loss = loss + 0.0 * out.embedding.sum()
     if lam > 0:
         g = distributed.gather
         loss_triplet, tstats = triplet(distributed.gather_with_grad(out.embedding[n_lab:]),
