@@ -85,6 +85,20 @@ def validation_curve(run: Path) -> list[dict[str, float]]:
     return [rows[s] for s in sorted(rows)]
 
 
+def training_tail(run: Path, fraction: float = 1 / 6) -> dict[str, float]:
+    """Mean of each logged training loss over the last ``fraction`` of the run's steps."""
+    values: dict[str, list[float]] = {}
+    if not (run / "metrics.csv").exists():
+        return {}
+    with (run / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "train"]
+    last = max((int(r["step"]) for r in rows), default=0)
+    for r in rows:
+        if r["name"].startswith("loss") and int(r["step"]) > last * (1 - fraction):
+            values.setdefault(r["name"], []).append(float(r["value"]))
+    return {name: sum(v) / len(v) for name, v in values.items()}
+
+
 def _device_name() -> str:
     import torch
 
@@ -106,6 +120,7 @@ def summarise(out: Path, data: Path, names: list[str], seconds: dict[str, float]
             "steps_done": int(curve[-1]["step"]) if curve else 0,
             "finished": (run / "final_metrics.json").exists(),
             "seconds": seconds.get(name), "val_curve": curve,
+            "train_loss_tail": training_tail(run),
             "test": test["mean_over_actions"] | {"monitors": test["monitors"]},
             "references": test["references"],
         }

@@ -112,7 +112,9 @@ def _with_triplet(
         loss_triplet, tstats = triplet(distributed.gather_with_grad(out.embedding[n_lab:]),
                                        g(batch["sequence"]), g(batch["time"]), g(batch["camera"]))
         loss = loss + lam * loss_triplet
-        stats |= {"loss_triplet": loss_triplet.item(), "active": tstats["active_fraction"]}
+        stats |= {"loss_triplet": loss_triplet.item(), "active": tstats["active_fraction"],
+                  "triplets": tstats["num_triplets"], "d_ap": tstats["mean_pos_dist"],
+                  "d_an": tstats["mean_neg_dist"]}
     stats["loss"] = loss.item()
     return loss, stats
 
