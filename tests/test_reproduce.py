@@ -23,6 +23,7 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     assert refs["oracle_mpjpe"] < refs["mean_pose_mpjpe"]
     assert set(saved["retrieval"]) == {"baseline", "mcss", "random"}
     page = (out / "report" / "index.html").read_text()
+    assert "embedding cosine" in page and "pose spread" in page  # the collapse monitors
     for png in ("learning_curves.png", "mpjpe_bars.png", "grid_mcss.png"):
         assert png in page
         assert Image.open(out / "report" / png).width > 100
