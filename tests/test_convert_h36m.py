@@ -101,6 +101,12 @@ def test_meta_names_splits_and_time(converted: tuple[Dataset, list[str]]) -> Non
                                  "S8_WalkDog_1"]
     assert [c.name for c in ds.cameras] == ["S1.54138969", "S5.54138969", "S7.55011271",
                                             "S8.55011271"]
+    # One physical camera, calibrated per subject: one viewpoint, so cross-view retrieval
+    # never counts S5's view from camera 54138969 as "another camera" for S1's.
+    assert [c.viewpoint for c in ds.cameras] == ["54138969", "54138969", "55011271",
+                                                 "55011271"]
+    v = ds.viewpoint_id[np.argsort(ds.camera_id)]
+    assert v[0] == v[1] != v[2] == v[3]
     assert meta["splits"] == {"train": ["S1", "S5", "S7", "S8"], "test": []}
     assert meta["fps"] == 50.0 and meta["image_size"] == SIZE and ds.images.shape[1] == SIZE
     np.testing.assert_array_equal(ds.frame, [1, 2061, 396, 26])

@@ -211,6 +211,7 @@ def test_views_of_one_instant_share_a_world_pose(tmp_path: Path) -> None:
     (root / "cameras_train.pkl").write_bytes(pickle.dumps(calib))
     ds = Dataset(convert_mpi3dhp(root, tmp_path / "b", SIZE, say=lambda _: None))
     assert [c.name for c in ds.cameras] == ["Cam0", "Cam8", "S8_Seq1_Cam8", "TS1", "TS2"]
+    assert [c.viewpoint for c in ds.cameras] == ["Cam0", "Cam8", "Cam8", "", ""]
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -220,7 +220,7 @@ def retrieve_runs(
 
     ds = Dataset(data)
     rows, poses = labelled_poses(ds, ds.split_rows(split))
-    keys = {"camera": ds.camera_id[rows], "sequence": ds.sequence_id[rows],
+    keys = {"camera": ds.viewpoint_id[rows], "sequence": ds.sequence_id[rows],
             "frame": ds.frame[rows]}
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}

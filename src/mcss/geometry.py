@@ -53,6 +53,8 @@ class Camera:
     ``X_cam = R @ X_world + t``; ``R`` is world->camera, ``t`` in mm. ``k`` holds the three
     radial and ``p`` the two tangential coefficients in Human3.6M's own order (as stored in its
     calibration files). ``width`` / ``height`` are the image size in px (0 if unknown).
+    ``viewpoint`` names the physical camera when one position has several calibrations
+    (Human3.6M calibrates each camera per subject); empty: the camera is its own viewpoint.
     """
 
     fx: float
@@ -66,6 +68,7 @@ class Camera:
     width: int = 0
     height: int = 0
     name: str = "camera"
+    viewpoint: str = ""
 
     def __post_init__(self) -> None:
         self.fx, self.fy, self.cx, self.cy = (
@@ -141,12 +144,14 @@ class Camera:
             "p": self.p.tolist(),
             "width": self.width,
             "height": self.height,
+            "viewpoint": self.viewpoint,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Camera:
         """Inverse of :meth:`to_dict`."""
-        keys = ("fx", "fy", "cx", "cy", "R", "t", "k", "p", "width", "height", "name")
+        keys = ("fx", "fy", "cx", "cy", "R", "t", "k", "p", "width", "height", "name",
+                "viewpoint")
         missing = [key for key in keys[:6] if key not in d]
         if missing:
             raise ValueError(f"camera dict lacks {missing}; expected keys {list(keys)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,8 @@ def _camera(calib: Mapping[Any, Any], calib_path: Path, subject: str, camera_id:
                            f"{', '.join(known) or 'none'}); use the cameras.pkl of the same "
                            "preprocessing or fix the frame names")
     try:
-        return camera_from_h36m(entry, name=f"{subject}.{camera_id}")
+        camera = camera_from_h36m(entry, name=f"{subject}.{camera_id}")
+        return replace(camera, viewpoint=str(camera_id))
     except (KeyError, ValueError) as err:
         raise ConvertError(f"{calib_path}: camera ({subject!r}, {camera_id!r}) is invalid "
                            f"({err}); regenerate cameras.pkl with mmpose's preprocessing"

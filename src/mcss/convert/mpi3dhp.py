@@ -167,7 +167,8 @@ class _Calibrations:
             name = key if split == "test" else key.rsplit("_", 1)[1]
             if name in self.built and not _same(self.built[name], camera):
                 name = key
-            self.built.setdefault(name, replace(camera, name=name))
+            viewpoint = "" if split == "test" else key.rsplit("_", 1)[1]
+            self.built.setdefault(name, replace(camera, name=name, viewpoint=viewpoint))
             self.names[key], self.files[name] = name, self.paths[split]
         return self.names[key]
 

@@ -208,6 +208,14 @@ class Dataset:
         return [Camera.from_dict(c) for c in self.meta["cameras"]]
 
     @cached_property
+    def viewpoint_id(self) -> np.ndarray:
+        """Per row, an index of its physical viewpoint: cameras with the same ``viewpoint``
+        (one Human3.6M camera calibrated per subject) share it; others are their own."""
+        names = [c.get("viewpoint") or f"#{i}" for i, c in enumerate(self.meta["cameras"])]
+        codes = np.unique(names, return_inverse=True)[1].astype(np.int16)
+        return codes[self.columns["camera_id"]]
+
+    @cached_property
     def index(self) -> MultiViewIndex:
         return MultiViewIndex(self.columns["sequence_id"], self.columns["frame"],
                               self.columns["camera_id"])
