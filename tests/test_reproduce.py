@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -53,3 +54,23 @@ def test_label_curve_preset_trains_each_budget_and_plots_the_curve(
     assert config["labelled"] == "100%" and config["lam"] == 0
     assert "label_curve.png" in (out / "report" / "index.html").read_text()
     assert Image.open(out / "report" / "label_curve.png").width > 100
+
+
+def test_parallel_trainings_give_the_sequential_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--parallel 2 trains the runs as concurrent `mcss train` processes; on the CPU the same
+    seeds and thread count give the same weights, so the same table."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the children's thread count
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sequential = reproduce("tiny", tmp_path / "seq", say=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    stages: list[str] = []
+    parallel = reproduce("tiny", tmp_path / "par", say=stages.append, parallel=2)
+    assert sum("in parallel" in s for s in stages) == 2
+    assert (tmp_path / "par" / "runs" / "mcss-S1-s0" / "train.log").exists()
+    assert parallel["methods"] == sequential["methods"]
+    assert parallel["command"] == "mcss reproduce --preset tiny --parallel 2"

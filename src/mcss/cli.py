@@ -410,6 +410,9 @@ def reproduce_(
                       ] = "quick",
     out: Annotated[Path, typer.Option(help="Folder for data, runs, results.json, report/.")
                    ] = Path("runs/reproduce"),
+    parallel: Annotated[int, typer.Option(min=1, help="Trainings run at once, as separate "
+                                          "processes (a GPU or many cores; 1 on a laptop).")
+                        ] = 1,
 ) -> None:
     """Synthesise the data, train with S1-only labels, evaluate, retrieve, and write
     results.json and report/index.html. A second call reuses every finished stage.
@@ -419,7 +422,8 @@ def reproduce_(
     from mcss.reproduce import reproduce, results_markdown
 
     try:
-        results = reproduce(preset, out, say=lambda text: console.print(text))
+        results = reproduce(preset, out, say=lambda text: console.print(text),
+                            parallel=parallel)
     except ValueError as err:
         raise UserError(str(err)) from err
     print(results_markdown(results))

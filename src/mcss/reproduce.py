@@ -7,6 +7,9 @@ can be stopped and continued (an interrupted training stage resumes from its che
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +80,40 @@ def _train_stage(data: Path, run: Path, overrides: list[str], preset: str) -> No
     train(data, run, resolve_config(preset, overrides=overrides), resume=resume, progress=True)
 
 
+def _train_in_parallel(data: Path, stages: list[tuple[Path, list[str]]], preset: str,
+                       parallel: int, say: Callable[[str], None]) -> None:
+    """Train the unfinished stages as ``parallel`` concurrent ``mcss train`` processes (for a
+    GPU or a many-core machine), each logging to ``RUN/train.log``. The same command and
+    seed give the same run as the sequential path with as many threads; a stopped stage
+    resumes."""
+    todo = [(run, ov) for run, ov in stages if not (run / "final_metrics.json").exists()]
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // parallel))
+    env = os.environ | {"OMP_NUM_THREADS": threads}  # a user's explicit setting wins
+    running: list[tuple[Path, subprocess.Popen]] = []
+    failed: list[str] = []
+
+    def reap(limit: int) -> None:
+        while len(running) > limit:
+            run, proc = running.pop(0)
+            if proc.wait() != 0:
+                failed.append(f"{run.name} (exit {proc.returncode}, see {run / 'train.log'})")
+
+    for run, overrides in todo:
+        reap(parallel - 1)
+        say(f"stage: train {run.name} (in parallel)")
+        cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
+               "--preset", preset, "--no-progress", *[a for o in overrides for a in ("--set", o)]]
+        if (run / "checkpoints" / "latest").exists():
+            cmd.append("--resume")
+        run.mkdir(parents=True, exist_ok=True)
+        with (run / "train.log").open("a") as log:
+            running.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                  env=env)))
+    reap(0)
+    if failed:
+        raise RuntimeError(f"training failed: {'; '.join(failed)}")
+
+
 def _eval_stage(run: Path, data: Path) -> dict[str, Any]:
     path = run / "eval-test.json"
     if not path.exists():
@@ -86,8 +123,10 @@ def _eval_stage(run: Path, data: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or continue) a reproduction preset into ``out``; returns ``results.json``."""
+def reproduce(name: str, out: Path, say: Callable[[str], None] = print,
+              parallel: int = 1) -> dict[str, Any]:
+    """Run (or continue) a reproduction preset into ``out``; returns ``results.json``.
+    ``parallel`` > 1 trains that many runs at once, in separate processes."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[name]
@@ -96,17 +135,16 @@ def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[
     if not (data / "meta.json").exists():
         say(f"stage: synthesise the {p.data} dataset -> {data}")
         synthesize(synth_preset(p.data), data)
+    stages = [(out / "runs" / _run_name(variant, label, seed),
+               [*VARIANTS[variant], f"labelled={label}", f"seed={seed}", *p.overrides])
+              for label in p.labels for variant in p.variants for seed in p.seeds]
+    if parallel > 1:
+        _train_in_parallel(data, stages, p.train, parallel, say)
     evals: dict[str, dict[str, Any]] = {}
-    for label in p.labels:
-        for variant in p.variants:
-            for seed in p.seeds:
-                run_name = _run_name(variant, label, seed)
-                run = out / "runs" / run_name
-                say(f"stage: train {run_name}")
-                overrides = [*VARIANTS[variant], f"labelled={label}", f"seed={seed}",
-                             *p.overrides]
-                _train_stage(data, run, overrides, p.train)
-                evals[run_name] = _eval_stage(run, data)
+    for run, overrides in stages:
+        say(f"stage: train {run.name}")
+        _train_stage(data, run, overrides, p.train)
+        evals[run.name] = _eval_stage(run, data)
     retrieval_dir = out / "retrieval"
     first = {v: out / "runs" / _run_name(v, p.labels[0], p.seeds[0]) for v in p.variants}
     if not (retrieval_dir / "results.json").exists():
@@ -114,7 +152,8 @@ def reproduce(name: str, out: Path, say: Callable[[str], None] = print) -> dict[
         retrieve_runs(first, data, retrieval_dir)
     retrieval = json.loads((retrieval_dir / "results.json").read_text())
     results = _summarise(name, p, evals, retrieval, Dataset(data).meta["provenance"])
-    results |= {"command": f"mcss reproduce --preset {name}", "machine": machine(),
+    command = f"mcss reproduce --preset {name}" + (f" --parallel {parallel}" * (parallel > 1))
+    results |= {"command": command, "machine": machine(),
                 "minutes": (time.perf_counter() - start) / 60.0}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     _report(out, p, results, first, evals)
