@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from mcss.report import markdown_to_html
 from mcss.reproduce import PRESETS, ReproPreset, reproduce
 
 
@@ -74,3 +75,10 @@ def test_parallel_trainings_give_the_sequential_results(
     assert (tmp_path / "par" / "runs" / "mcss-S1-s0" / "train.log").exists()
     assert parallel["methods"] == sequential["methods"]
     assert parallel["command"] == "mcss reproduce --preset tiny --parallel 2"
+
+
+def test_report_tables_become_html_tables() -> None:
+    text = "| method | MPJPE <mm> |\n|---|---:|\n| mcss | 1.5 |\n\nMean pose & oracle."
+    assert markdown_to_html(text) == (
+        "<table><tr><th>method</th><th>MPJPE &lt;mm&gt;</th></tr>"
+        "<tr><td>mcss</td><td>1.5</td></tr></table>\n<p>Mean pose &amp; oracle.</p>")

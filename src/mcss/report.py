@@ -51,7 +51,7 @@ def plot_mpjpe_bars(table: dict[str, list[float]], refs: dict[str, float], out: 
     """One bar per method: mean over seeds, each seed a dot; the sanity references as lines."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for i, (name, values) in enumerate(table.items()):
-        ax.bar(i, np.mean(values), color=COLOURS.get(name, "tab:green"), alpha=0.8)
+        ax.bar(i, np.mean(values), color=COLOURS.get(name.split("@")[0], "tab:green"), alpha=0.8)
         ax.scatter(np.full(len(values), i), values, color="k", s=12, zorder=3)
     ax.set_xticks(range(len(table)), list(table))
     _reference_lines(ax, refs)
@@ -94,13 +94,41 @@ def _save(fig: Any, out: Path) -> Path:
     return out
 
 
+def markdown_to_html(text: str) -> str:
+    """The markdown our tables use: ``| a | b |`` rows (the second one the ``---`` rule)
+    become a table; other non-empty lines become paragraphs. Everything is escaped."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *body = table
+            row = "".join(f"<th>{c}</th>" for c in head)
+            rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+            out.append(f"<table><tr>{row}</tr>{rows}</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]],
                images: list[Path]) -> Path:
-    """``report/index.html``: markdown-ish text sections (shown preformatted) and images."""
+    """``report/index.html``: text sections (markdown tables become HTML tables, other
+    lines paragraphs) and images."""
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for heading, text in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(text)}</pre>")
+        parts.append(f"<h2>{html.escape(heading)}</h2>{markdown_to_html(text)}")
     for image in images:
         target = out_dir / image.name
         if image.resolve() != target.resolve():
@@ -110,6 +138,8 @@ def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]],
     page = out_dir / "index.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>"
                     f"{html.escape(title)}</title><style>body{{font-family:sans-serif;"
-                    "max-width:60em;margin:auto}} pre{{background:#f4f4f4;padding:1em}}"
+                    "max-width:60em;margin:auto}} table{{border-collapse:collapse}}"
+                    "td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}"
+                    "td:first-child,th:first-child{{text-align:left}}"
                     "</style></head><body>" + "\n".join(parts) + "</body></html>\n")
     return page
