@@ -419,12 +419,12 @@ def reproduce_(
 
     Example: mcss reproduce --preset quick --out runs/quick
     """
-    from mcss.reproduce import reproduce, results_markdown
+    from mcss.reproduce import StageError, reproduce, results_markdown
 
     try:
         results = reproduce(preset, out, say=lambda text: console.print(text),
                             parallel=parallel)
-    except ValueError as err:
+    except (ValueError, StageError) as err:
         raise UserError(str(err)) from err
     print(results_markdown(results))
     console.print(f"report: {out / 'report' / 'index.html'}")

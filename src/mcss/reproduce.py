@@ -33,6 +33,10 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+class StageError(RuntimeError):
+    """A training stage run as a separate process failed (its log names the cause)."""
+
+
 @dataclass(frozen=True)
 class ReproPreset:
     data: str  # synthetic dataset preset
@@ -111,7 +115,7 @@ def _train_in_parallel(data: Path, stages: list[tuple[Path, list[str]]], preset:
                                                   env=env)))
     reap(0)
     if failed:
-        raise RuntimeError(f"training failed: {'; '.join(failed)}")
+        raise StageError(f"training failed: {'; '.join(failed)}")
 
 
 def _eval_stage(run: Path, data: Path) -> dict[str, Any]:
