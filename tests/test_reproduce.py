@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from mcss.report import markdown_to_html
-from mcss.reproduce import PRESETS, ReproPreset, reproduce
+from mcss.reproduce import PRESETS, ReproPreset, StageError, reproduce
 
 
 def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
@@ -82,3 +82,14 @@ def test_report_tables_become_html_tables() -> None:
     assert markdown_to_html(text) == (
         "<table><tr><th>method</th><th>MPJPE &lt;mm&gt;</th></tr>"
         "<tr><td>mcss</td><td>1.5</td></tr></table>\n<p>Mean pose &amp; oracle.</p>")
+
+
+def test_a_failed_parallel_stage_is_one_error_naming_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PRESETS, "tiny-bad", ReproPreset(
+        "tiny", "tiny", ("baseline", "mcss"), (0,), overrides=("margin=-1",)))
+    with pytest.raises(StageError, match=r"mcss-S1-s0 \(exit 2, see .*train\.log\)"):
+        reproduce("tiny-bad", tmp_path / "bad", say=lambda _: None, parallel=2)
+    log = (tmp_path / "bad" / "runs" / "mcss-S1-s0" / "train.log").read_text()
+    assert "margin" in log
