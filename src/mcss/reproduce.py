@@ -58,7 +58,6 @@ PRESETS: dict[str, ReproPreset] = {
 
 def machine() -> str:
     """CPU model, core count, GPU (if any) and torch version: printed beside every timing."""
-    import os
     import platform
 
     import torch
