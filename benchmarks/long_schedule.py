@@ -72,30 +72,31 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
     return seconds
 
 
-def validation_curve(run: Path) -> list[dict[str, float]]:
-    """Validation rows of a run's ``metrics.csv``, one dict per evaluated step."""
-    rows: dict[int, dict[str, float]] = {}
+def _logged(run: Path, kind: str) -> list[tuple[int, str, float]]:
+    """``(step, name, value)`` rows of one kind ("train" or "val") of a run's ``metrics.csv``."""
     if not (run / "metrics.csv").exists():
         return []
     with (run / "metrics.csv").open() as f:
-        for r in csv.DictReader(f):
-            if r["kind"] == "val":
-                rows.setdefault(int(r["step"]), {"step": int(r["step"])})[r["name"]] = float(
-                    r["value"])
+        return [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(f)
+                if r["kind"] == kind]
+
+
+def validation_curve(run: Path) -> list[dict[str, float]]:
+    """Validation rows of a run's ``metrics.csv``, one dict per evaluated step."""
+    rows: dict[int, dict[str, float]] = {}
+    for step, name, value in _logged(run, "val"):
+        rows.setdefault(step, {"step": step})[name] = value
     return [rows[s] for s in sorted(rows)]
 
 
 def training_tail(run: Path, fraction: float = 1 / 6) -> dict[str, float]:
     """Mean of each logged training loss over the last ``fraction`` of the run's steps."""
+    rows = _logged(run, "train")
+    last = max((step for step, _, _ in rows), default=0)
     values: dict[str, list[float]] = {}
-    if not (run / "metrics.csv").exists():
-        return {}
-    with (run / "metrics.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r["kind"] == "train"]
-    last = max((int(r["step"]) for r in rows), default=0)
-    for r in rows:
-        if r["name"].startswith("loss") and int(r["step"]) > last * (1 - fraction):
-            values.setdefault(r["name"], []).append(float(r["value"]))
+    for step, name, value in rows:
+        if name.startswith("loss") and step > last * (1 - fraction):
+            values.setdefault(name, []).append(value)
     return {name: sum(v) / len(v) for name, v in values.items()}
 
 
