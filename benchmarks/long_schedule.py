@@ -25,12 +25,14 @@ from typing import Any
 
 from machine import cpu_model
 
+# "mcss" and "mcss-views4" pin lam = 0.01, the default when results/long_schedule.json ran.
 VARIANTS: dict[str, list[str]] = {
     "baseline": ["lam=0"],
     "control": ["lam=0", "forward_unlabelled=true"],
-    "mcss": [],
+    "mcss": ["lam=0.01"],
     "mcss-lam0.003": ["lam=0.003"],
-    "mcss-views4": ["n_views=4", "n_sequences=8"],
+    "mcss-lam0.001": ["lam=0.001"],
+    "mcss-views4": ["lam=0.01", "n_views=4", "n_sequences=8"],
 }
 DEFAULT_RUNS = ["baseline:0", "baseline:1", "control:0", "mcss:0", "mcss:1",
                 "mcss-lam0.003:0", "mcss-views4:0"]

@@ -120,6 +120,13 @@ def long_schedule_table(r: dict) -> str:
     )
 
 
+def quick_sweep_table(r: dict) -> str:
+    from quick_sweep import markdown
+
+    return (f"**Quick-preset sweep** (`{r['command']}`; {r['cpu']}, {r['cpu_count']} cores, "
+            f"torch {r['torch']}; runs one after another):\n\n" + markdown(r))
+
+
 def search_table(s: dict) -> str:
     m, exact, ivf = s["machine"], s["exact"], s["ivf"]
     sweep = "\n".join(
@@ -154,6 +161,7 @@ def main() -> None:
                        ("reproduce_full", reproduction_table),
                        ("reproduce_quick", reproduction_table),
                        ("long_schedule", long_schedule_table),
+                       ("quick_sweep", quick_sweep_table),
                        ("reproduce_curve", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:

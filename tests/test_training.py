@@ -94,6 +94,26 @@ def test_tiny_run_lowers_validation_error(tiny_dataset, tmp_path) -> None:
     assert min(val[-2:]) < val[0] - 5.0, val
 
 
+def test_validation_reports_the_fit_of_the_labelled_frames(tiny_dataset, mcss_run) -> None:
+    from mcss.evaluate import Validator, load_trained
+
+    log = (mcss_run / "metrics.csv").read_text()
+    assert ",val,fit_canonical_mpjpe," in log and ",val,fit_spread_ratio," in log
+    ds = Dataset(tiny_dataset)
+    model, cfg, _ = load_trained(mcss_run)
+    split = make_split(ds, cfg)
+    labels = np.asarray(ds.joints_3d_camera[split.labelled])
+    # The fit of the validation rows themselves is the validation score, to the last bit.
+    same = Validator(ds, split.validation, labels, fit_rows=split.validation)(model)
+    assert same["fit_canonical_mpjpe"] == same["canonical_mpjpe"]
+    assert same["fit_spread_ratio"] == same["spread_ratio"]
+    fit = Validator(ds, split.validation, labels, fit_rows=split.labelled)(model)
+    assert fit["canonical_mpjpe"] == same["canonical_mpjpe"]
+    assert np.isfinite(fit["fit_canonical_mpjpe"])
+    assert fit["fit_canonical_mpjpe"] != fit["canonical_mpjpe"]  # other frames, other error
+    assert "fit_canonical_mpjpe" not in Validator(ds, split.validation, labels)(model)
+
+
 def test_label_budget(tiny_dataset) -> None:
     ds = Dataset(tiny_dataset)
     split = make_split(ds, _cfg())

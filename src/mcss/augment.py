@@ -1,5 +1,5 @@
 """Training augmentation of crop batches: scale/shift jitter, horizontal flip (which swaps
-left and right joints), colour jitter and channel permutation.
+left and right joints), colour jitter and (optionally) channel permutation.
 
 Parameters are drawn from a NumPy generator (so a step's augmentation is a pure function of
 its seed); the image work is one batched ``grid_sample``.
@@ -22,6 +22,7 @@ class AugmentConfig:
     colour: bool = True
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
+    channel_shuffle: bool = True  # with colour: a random channel order per crop
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -64,7 +65,8 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
     if cfg.colour:
         colour = np.stack([rng.uniform(0.7, 1.3, n), rng.uniform(0.7, 1.3, n),
                            rng.uniform(0.6, 1.4, n)], axis=1)
-        channels = np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
+        channels = (np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
+                    if cfg.channel_shuffle else np.tile(np.arange(3), (n, 1)))
     return AugmentParams(flipped, scale, shift, colour, channels)
 
 

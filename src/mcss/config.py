@@ -58,7 +58,8 @@ class TrainConfig:
     view_weight: float = 0.1  # weight of the view head's camera-frame loss
     # augmentation
     flip: bool = True
-    colour: bool = True
+    colour: bool = True  # brightness, contrast and saturation jitter
+    channel_shuffle: bool = True  # with colour: a random channel order per crop
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
     # bookkeeping

@@ -166,6 +166,7 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
     labelled_gt = np.asarray(ds.joints_3d_camera[labelled], dtype=np.float64)
     return {
         "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
+        "lam": cfg.lam,
         "per_action": per_action,
         "mean_over_actions": {k: float(np.mean([a[k] for a in per_action.values()]))
                               for k in frames},
@@ -241,17 +242,27 @@ def retrieve_runs(
 
 
 class Validator:
-    """Validation on the held-out training subject, with the sanity references.
+    """Validation on the held-out training subject, with the sanity references, and the fit
+    of the labelled frames themselves.
 
     Frames whose 3D label is not finite are left out (and counted); with none left every
-    metric is NaN rather than a number computed from nothing.
+    metric is NaN rather than a number computed from nothing. ``fit_rows`` (the labelled
+    rows) gives ``fit_canonical_mpjpe`` and ``fit_spread_ratio`` on an evenly spaced sample
+    of as many frames: a model that does not fit its own labels (spread well under the
+    ground truth's there too) needs more training, not more regularisation.
     """
 
-    def __init__(self, ds: Dataset, rows: np.ndarray, labelled_camera: np.ndarray) -> None:
+    def __init__(self, ds: Dataset, rows: np.ndarray, labelled_camera: np.ndarray,
+                 fit_rows: np.ndarray | None = None) -> None:
         kept, self.gt = labelled_poses(ds, rows)
         self.images = np.asarray(ds.images[kept])
         self.skipped = len(rows) - len(kept)
         self.references = sanity_references(labelled_camera, self.gt) if len(kept) else {}
+        self.fit: tuple[np.ndarray, np.ndarray] | None = None
+        if fit_rows is not None and len(fit_rows) and len(kept):
+            pick = np.linspace(0, len(fit_rows) - 1, min(len(rows), len(fit_rows))).astype(int)
+            fit_kept, fit_gt = labelled_poses(ds, fit_rows[pick])
+            self.fit = (np.asarray(ds.images[fit_kept]), fit_gt)
 
     def __call__(self, model: PoseNet) -> dict[str, float]:
         if len(self.gt) == 0:
@@ -259,4 +270,8 @@ class Validator:
                     "mean_pose_pa_mpjpe", "oracle_mpjpe", "embedding_cosine", "spread_ratio")
             return dict.fromkeys(keys, float("nan")) | {"skipped": self.skipped}
         metrics = pose_metrics(predict(model, self.images), self.gt)
+        if self.fit is not None:
+            fit = pose_metrics(predict(model, self.fit[0]), self.fit[1])
+            metrics |= {"fit_canonical_mpjpe": fit["canonical_mpjpe"],
+                        "fit_spread_ratio": fit["spread_ratio"]}
         return metrics | self.references | {"skipped": self.skipped}

@@ -175,7 +175,8 @@ def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dic
                          "per_seed": [r["mean_over_actions"][metric] for r in runs]}
                 for metric in ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "n_mpjpe", "pck150")
             } | {"monitors": [r["monitors"] for r in runs],
-                 "references": runs[0]["references"], "label": label}
+                 "references": runs[0]["references"], "label": label,
+                 "lam": runs[0].get("lam")}
     return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
             "retrieval": retrieval}
 
@@ -188,8 +189,9 @@ def results_markdown(results: dict[str, Any]) -> str:
     for name, m in results["methods"].items():
         cosine = np.mean([x["embedding_cosine"] for x in m["monitors"]])
         spread = np.mean([x["spread_ratio"] for x in m["monitors"]])
+        label = f"{name} (lam {m['lam']:g})" if m.get("lam") else name
         lines.append(
-            f"| {name} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
+            f"| {label} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
             f"{m['pa_mpjpe']['mean']:.1f} | {m['n_mpjpe']['mean']:.1f} | "
             f"{100 * m['pck150']['mean']:.1f}% | {cosine:.2f} | {100 * spread:.0f}% | "
             f"{len(m['mpjpe']['per_seed'])} |")

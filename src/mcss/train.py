@@ -42,6 +42,25 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
                              foreach=True)
 
 
+def initial_model(cfg: TrainConfig, labels_camera: np.ndarray) -> PoseNet:
+    """The untrained network: outputs normalised by the labelled poses ``(N, 17, 3)``, the
+    view head started at their mean rotation, the backbone from ``cfg.init`` if given."""
+    model = build_model(cfg)
+    stats_poses = labels_camera if cfg.pose_frame == "camera" else to_canonical(labels_camera)
+    model.set_pose_statistics(torch.from_numpy(stats_poses).float())
+    frames = canonical_body_frame(labels_camera)  # rows: body axes in camera coordinates
+    model.set_view_statistics(torch.from_numpy(np.swapaxes(frames, 1, 2)).float())
+    if cfg.init:
+        load_backbone_init(model, Path(cfg.init))
+    return model
+
+
+def build_triplet_loss(cfg: TrainConfig) -> TripletLoss:
+    return TripletLoss(TemporalHardNegativeMiner(
+        min_gap=cfg.min_gap, max_gap=cfg.max_gap, strategy=cfg.strategy, margin=cfg.margin,
+        other_sequences=cfg.other_sequences), margin=cfg.margin)
+
+
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     """Linear warm-up, then cosine decay to 0 or steps of /10 at 60% and 85%."""
 
@@ -148,20 +167,13 @@ def _train(
     ds = Dataset(data)
     split = make_split(ds, cfg)
     batches = TrainBatches(ds, split, cfg, rt.rank, rt.world_size)
-    model = build_model(cfg)
-    stats_poses = batches.labels if cfg.pose_frame == "camera" else to_canonical(batches.labels)
-    model.set_pose_statistics(torch.from_numpy(stats_poses).float())
-    frames = canonical_body_frame(batches.labels)  # rows: body axes in camera coordinates
-    model.set_view_statistics(torch.from_numpy(np.swapaxes(frames, 1, 2)).float())
-    if cfg.init:
-        load_backbone_init(model, Path(cfg.init))
+    model = initial_model(cfg, batches.labels)
     net = _placed(model, cfg, rt)  # before the optimizer: global BatchNorm swaps modules
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    triplet = TripletLoss(TemporalHardNegativeMiner(
-        min_gap=cfg.min_gap, max_gap=cfg.max_gap, strategy=cfg.strategy, margin=cfg.margin,
-        other_sequences=cfg.other_sequences), margin=cfg.margin)
-    validate = Validator(ds, split.validation, batches.labels) if rt.is_main else None
+    triplet = build_triplet_loss(cfg)
+    validate = (Validator(ds, split.validation, batches.labels, split.labelled) if rt.is_main
+                else None)
     start = load_checkpoint(run, model, optimizer, scheduler)["step"] if resume else 0
     if rt.is_main:  # only now: a bad config or checkpoint leaves the run folder untouched
         run.mkdir(parents=True, exist_ok=True)

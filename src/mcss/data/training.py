@@ -78,9 +78,11 @@ class TrainBatches(torch.utils.data.Dataset):
         self.label_rows = split.labelled
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
-        self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
+        self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
+                                 cfg.channel_shuffle)
         # A flip mirrors the pose: views of one instant must keep showing the same pose.
-        self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter)
+        self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
+                                           cfg.channel_shuffle)
         self.steps, self.seed = cfg.steps, cfg.seed
         # Each process builds the global batch's rows and keeps its share of whole groups.
         self.labelled_part = _share(cfg.batch_labelled, 1, rank, world_size, "batch_labelled")

@@ -1,0 +1,136 @@
+"""Tune on the validation subject: variants of the ``quick`` training preset, trained one
+after another on the quick synthetic dataset, compared on S8 (never on S9/S11).
+
+Each variant is ``mcss train --preset quick --set ...``; its last validation line (canonical,
+camera-frame and PA-MPJPE, the collapse monitors, the two sanity references) goes into the
+results. A variant whose run folder already has ``final_metrics.json`` is reused, so a sweep
+can be stopped and continued, and new variants added to a finished one.
+
+    python benchmarks/quick_sweep.py --data runs/demo/data --out runs/sweep
+    python benchmarks/quick_sweep.py --data runs/demo/data --out runs/sweep --variants mcss baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from long_schedule import _logged, training_tail
+from machine import cpu_model
+
+# name -> --set items on top of the quick preset (1000 steps); lam is always explicit
+VARIANTS: dict[str, list[str]] = {
+    "baseline": ["lam=0"],
+    "mcss-lam0.01": ["lam=0.01"],
+    # a smaller weight for the metric term (benchmarks/gradient_conflict.py: at lam = 0.01 its
+    # backbone gradient is 2-5x the pose loss's)
+    "mcss-lam0.003": ["lam=0.003"],
+    "mcss-lam0.001": ["lam=0.001"],
+    "baseline-s1": ["lam=0", "seed=1"],
+    "mcss-lam0.003-s1": ["lam=0.003", "seed=1"],
+    "mcss-lam0.001-s1": ["lam=0.001", "seed=1"],
+    "baseline-s2": ["lam=0", "seed=2"],
+    "mcss-lam0.001-s2": ["lam=0.001", "seed=2"],
+    # is the colour augmentation what slows the fit of the labelled subject?
+    "baseline-nocolour": ["lam=0", "colour=false"],
+    "mcss-lam0.001-nocolour": ["lam=0.001", "colour=false"],
+    "baseline-nocolour-s1": ["lam=0", "colour=false", "seed=1"],
+    "mcss-lam0.001-nocolour-s1": ["lam=0.001", "colour=false", "seed=1"],
+    # colour jitter kept, channel order not shuffled
+    "baseline-noshuffle": ["lam=0", "channel_shuffle=false"],
+    "mcss-lam0.001-noshuffle": ["lam=0.001", "channel_shuffle=false"],
+    # the same crops seen in twice the steps
+    "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2"],
+    # every valid triplet, 4 views of 2 takes: the two settings that brought MCSS level
+    "mcss-all-views4": ["lam=0.01", "strategy=all", "n_views=4", "n_sequences=2"],
+    # larger labelled batches, fewer steps: about the quick preset's time
+    "baseline-b64x700": ["lam=0", "batch_labelled=64", "steps=700"],
+    "mcss-b64x700": ["lam=0.01", "batch_labelled=64", "steps=700"],
+    # the metric term ramped in linearly (lam_warmup_steps): pose first, then invariance
+    "mcss-lamramp500": ["lam=0.01", "lam_warmup_steps=500"],
+    "mcss-lamramp1000": ["lam=0.01", "lam_warmup_steps=1000"],
+    # bf16 autocast (AMX on recent Xeons): more steps in the quick preset's time
+    "baseline-bf16x1350": ["lam=0", "precision=bf16", "steps=1350"],
+    "mcss-bf16x1350": ["lam=0.01", "precision=bf16", "steps=1350"],
+    "mcss-lam0.001-bf16x1350": ["lam=0.001", "precision=bf16", "steps=1350"],
+}
+
+
+def train(data: Path, run: Path, sets: list[str]) -> float | None:
+    """Train one variant unless its run is finished; returns the seconds it took (None: reused)."""
+    if (run / "final_metrics.json").exists():
+        return None
+    cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
+           "--preset", "quick", *[a for s in sets for a in ("--set", s)]]
+    run.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    with (run / "train.log").open("w") as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.monotonic() - began
+
+
+def summarise(run: Path, sets: list[str], seconds: float | None) -> dict[str, Any]:
+    from mcss.config import load_config, resolve_config
+
+    if load_config(run / "config.yaml") != resolve_config("quick", None, sets):
+        raise SystemExit(f"{run}: trained with another config than {sets}; remove the folder "
+                         "to train the variant again")
+    final = json.loads((run / "final_metrics.json").read_text())
+    rates = [v for _, name, v in _logged(run, "train") if name == "steps_per_s"]
+    return {"sets": sets, "val": final, "seconds": seconds,
+            "steps_per_s": statistics.median(rates) if rates else None,
+            "train_loss_tail": training_tail(run)}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = ["| variant | `--set` | canonical | PA-MPJPE | camera-frame | spread | cosine "
+            "| steps/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results["variants"].items():
+        v = r["val"]
+        rows.append(f"| {name} | `{' '.join(r['sets']) or '(defaults)'}` "
+                    f"| {v['canonical_mpjpe']:.1f} | {v['pa_mpjpe']:.1f} | {v['mpjpe']:.1f} "
+                    f"| {100 * v['spread_ratio']:.0f}% | {v['embedding_cosine']:.2f} "
+                    f"| {r['steps_per_s'] or float('nan'):.2f} |")
+    first = next(iter(results["variants"].values()))["val"]
+    return "\n".join(rows) + (f"\n\nValidation S8; mean-pose predictor "
+                              f"{first['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose "
+                              f"oracle {first['oracle_mpjpe']:.1f} mm.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="quick synthetic dataset folder")
+    ap.add_argument("--out", type=Path, required=True, help="folder of the variants' runs")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
+                    / "quick_sweep.json")
+    args = ap.parse_args()
+    if not (args.data / "meta.json").exists():
+        from mcss.synth.generate import preset, synthesize
+
+        synthesize(preset("quick"), args.data)
+    results: dict[str, Any] = {"variants": {}}
+    for name in args.variants:
+        seconds = train(args.data, args.out / name, VARIANTS[name])
+        results["variants"][name] = summarise(args.out / name, VARIANTS[name], seconds)
+        print(f"{name}: {json.dumps(results['variants'][name]['val'])}", flush=True)
+    import torch
+
+    results |= {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                "torch_threads": torch.get_num_threads(),
+                "command": "python benchmarks/quick_sweep.py " + " ".join(sys.argv[1:])}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    print(markdown(results))
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
