@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from mcss.config import TrainConfig
 from mcss.report import markdown_to_html
 from mcss.reproduce import PRESETS, ReproPreset, StageError, reproduce
 
@@ -24,8 +25,13 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     refs = saved["methods"]["mcss"]["references"]
     assert refs["oracle_mpjpe"] < refs["mean_pose_mpjpe"]
     assert set(saved["retrieval"]) == {"baseline", "mcss", "random"}
+    # Each method says how it was trained: the baseline is lam = 0, MCSS the default.
+    assert saved["methods"]["baseline"]["lam"] == 0.0
+    assert saved["methods"]["mcss"]["lam"] == TrainConfig().lam > 0
+    assert saved["methods"]["mcss"]["channel_shuffle"] is TrainConfig().channel_shuffle
     page = (out / "report" / "index.html").read_text()
     assert "embedding cosine" in page and "pose spread" in page  # the collapse monitors
+    assert f"mcss (lam {TrainConfig().lam:g})" in page
     for png in ("learning_curves.png", "mpjpe_bars.png", "grid_mcss.png"):
         assert png in page
         assert Image.open(out / "report" / png).width > 100

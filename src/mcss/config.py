@@ -46,7 +46,7 @@ class TrainConfig:
     n_instants: int = 4
     n_views: int = 2
     # MCSS term
-    lam: float = 0.01  # weight of the triplet loss; 0 is the baseline (tuned on S8, docs)
+    lam: float = 0.001  # weight of the triplet loss; 0 is the baseline (tuned on S8, docs)
     lam_warmup_steps: int = 0
     forward_unlabelled: bool = False  # with lam = 0: the BatchNorm control
     margin: float = 0.2
@@ -59,7 +59,7 @@ class TrainConfig:
     # augmentation
     flip: bool = True
     colour: bool = True  # brightness, contrast and saturation jitter
-    channel_shuffle: bool = True  # with colour: a random channel order per crop
+    channel_shuffle: bool = False  # with colour: a random channel order per crop
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
     # bookkeeping

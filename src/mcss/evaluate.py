@@ -166,7 +166,7 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
     labelled_gt = np.asarray(ds.joints_3d_camera[labelled], dtype=np.float64)
     return {
         "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
-        "lam": cfg.lam,
+        "lam": cfg.lam, "channel_shuffle": cfg.channel_shuffle,
         "per_action": per_action,
         "mean_over_actions": {k: float(np.mean([a[k] for a in per_action.values()]))
                               for k in frames},

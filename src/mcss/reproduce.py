@@ -176,7 +176,7 @@ def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dic
                 for metric in ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "n_mpjpe", "pck150")
             } | {"monitors": [r["monitors"] for r in runs],
                  "references": runs[0]["references"], "label": label,
-                 "lam": runs[0].get("lam")}
+                 "lam": runs[0].get("lam"), "channel_shuffle": runs[0].get("channel_shuffle")}
     return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
             "retrieval": retrieval}
 
@@ -189,7 +189,9 @@ def results_markdown(results: dict[str, Any]) -> str:
     for name, m in results["methods"].items():
         cosine = np.mean([x["embedding_cosine"] for x in m["monitors"]])
         spread = np.mean([x["spread_ratio"] for x in m["monitors"]])
-        label = f"{name} (lam {m['lam']:g})" if m.get("lam") else name
+        notes = ([f"lam {m['lam']:g}"] if m.get("lam") else []) + (
+            ["channel shuffle"] if m.get("channel_shuffle") else [])
+        label = f"{name} ({', '.join(notes)})" if notes else name
         lines.append(
             f"| {label} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
             f"{m['pa_mpjpe']['mean']:.1f} | {m['n_mpjpe']['mean']:.1f} | "
