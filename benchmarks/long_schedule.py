@@ -77,7 +77,7 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
     return seconds
 
 
-def _logged(run: Path, kind: str) -> list[tuple[int, str, float]]:
+def logged_rows(run: Path, kind: str) -> list[tuple[int, str, float]]:
     """``(step, name, value)`` rows of one kind ("train" or "val") of a run's ``metrics.csv``."""
     if not (run / "metrics.csv").exists():
         return []
@@ -89,14 +89,14 @@ def _logged(run: Path, kind: str) -> list[tuple[int, str, float]]:
 def validation_curve(run: Path) -> list[dict[str, float]]:
     """Validation rows of a run's ``metrics.csv``, one dict per evaluated step."""
     rows: dict[int, dict[str, float]] = {}
-    for step, name, value in _logged(run, "val"):
+    for step, name, value in logged_rows(run, "val"):
         rows.setdefault(step, {"step": step})[name] = value
     return [rows[s] for s in sorted(rows)]
 
 
 def training_tail(run: Path, fraction: float = 1 / 6) -> dict[str, float]:
     """Mean of each logged training loss over the last ``fraction`` of the run's steps."""
-    rows = _logged(run, "train")
+    rows = logged_rows(run, "train")
     last = max((step for step, _, _ in rows), default=0)
     values: dict[str, list[float]] = {}
     for step, name, value in rows:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from long_schedule import _logged, training_tail
+from long_schedule import logged_rows, training_tail
 from machine import cpu_model
 
 # name -> --set items on top of the quick preset (1000 steps). lam and the channel shuffle are
@@ -94,7 +94,7 @@ def summarise(run: Path, sets: list[str], seconds: float | None) -> dict[str, An
         raise SystemExit(f"{run}: trained with another config than {sets}; remove the folder "
                          "to train the variant again")
     final = json.loads((run / "final_metrics.json").read_text())
-    rates = [v for _, name, v in _logged(run, "train") if name == "steps_per_s"]
+    rates = [v for _, name, v in logged_rows(run, "train") if name == "steps_per_s"]
     return {"sets": sets, "val": final, "seconds": seconds,
             "steps_per_s": statistics.median(rates) if rates else None,
             "train_loss_tail": training_tail(run)}
