@@ -36,6 +36,7 @@ VARIANTS: dict[str, list[str]] = {
     # the session-4 defaults (quick preset, S8): lam = 0.001, no channel shuffle
     "mcss-lam0.001": ["lam=0.001", "channel_shuffle=false"],
     "baseline-noshuffle": ["lam=0", "channel_shuffle=false"],
+    "mcss-views4-lam0.001": ["lam=0.001", "n_views=4", "n_sequences=8", "channel_shuffle=false"],
 }
 DEFAULT_RUNS = ["baseline:0", "baseline:1", "control:0", "mcss:0", "mcss:1",
                 "mcss-lam0.003:0", "mcss-views4:0"]
