@@ -54,6 +54,16 @@ VARIANTS: dict[str, list[str]] = {
     "baseline-noshuffle-valS7": ["lam=0", "channel_shuffle=false", "val_subject=S7"],
     "mcss-lam0.001-valS7": ["lam=0.001", "channel_shuffle=true", "val_subject=S7"],
     "mcss-lam0.001-noshuffle-valS7": ["lam=0.001", "channel_shuffle=false", "val_subject=S7"],
+    # validation subjects dressed in other colours than S1 (red shirt, navy trousers): S6
+    # (slate shirt, brown trousers) and S5 (green shirt, beige shorts); session 5
+    "baseline-valS6": ["lam=0", "channel_shuffle=true", "val_subject=S6"],
+    "baseline-noshuffle-valS6": ["lam=0", "channel_shuffle=false", "val_subject=S6"],
+    "baseline-valS5": ["lam=0", "channel_shuffle=true", "val_subject=S5"],
+    "baseline-noshuffle-valS5": ["lam=0", "channel_shuffle=false", "val_subject=S5"],
+    "mcss-lam0.001-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6"],
+    "mcss-lam0.001-noshuffle-valS6": ["lam=0.001", "channel_shuffle=false", "val_subject=S6"],
+    "mcss-lam0.001-valS5": ["lam=0.001", "channel_shuffle=true", "val_subject=S5"],
+    "mcss-lam0.001-noshuffle-valS5": ["lam=0.001", "channel_shuffle=false", "val_subject=S5"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],

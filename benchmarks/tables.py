@@ -103,9 +103,12 @@ def long_schedule_table(r: dict) -> str:
     rows = []
     for name, run in r["runs"].items():
         t, v = run["test"], run["val_curve"][-1]
+        fit = f"{v['fit_canonical_mpjpe']:.1f}" if "fit_canonical_mpjpe" in v else ""
+        steps = f"{run['steps_done']}" + ("" if run["finished"] else " (stopped)")
         rows.append(
-            f"| {name} | {v['canonical_mpjpe']:.1f} | {t['canonical_mpjpe']:.1f} | "
-            f"{t['mpjpe']:.1f} | {t['pa_mpjpe']:.1f} | {t['monitors']['embedding_cosine']:.2f} | "
+            f"| {name} | {steps} | {fit} | {v['canonical_mpjpe']:.1f} | "
+            f"{t['canonical_mpjpe']:.1f} | {t['mpjpe']:.1f} | {t['pa_mpjpe']:.1f} | "
+            f"{t['monitors']['embedding_cosine']:.2f} | "
             f"{100 * t['monitors']['spread_ratio']:.0f}% | {run['seconds']:.0f} |")
     hits = ", ".join(f"{name} {100 * v['hit@1/75mm']:.1f}%" for name, v in r["retrieval"].items())
     refs = next(iter(r["runs"].values()))["references"]
@@ -113,8 +116,9 @@ def long_schedule_table(r: dict) -> str:
         f"**Long schedule** (`{r['command']}`; {r['device']}, {r['cpu']}, {r['cpu_count']} "
         f"cores, torch {r['torch']}; {r['steps']} steps, runs side by side; test S9/S11, mean "
         "over actions, mm):\n\n"
-        "| run | val S8 canonical | test canonical | test MPJPE | test PA-MPJPE | cosine | "
-        "spread | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        "| run | steps | labelled fit | val S8 canonical | test canonical | test MPJPE | "
+        "test PA-MPJPE | cosine | spread | seconds |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
         + f"\n\nMean-pose predictor {refs['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose "
         f"oracle {refs['oracle_mpjpe']:.1f} mm. Cross-view retrieval Hit@1 at 75 mm: {hits}."
     )
@@ -159,7 +163,9 @@ def main() -> None:
                        ("train_throughput", throughput_table),
                        ("distributed", distributed_table),
                        ("reproduce_full", reproduction_table),
+                       ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_lam0.001", long_schedule_table),
                        ("long_schedule", long_schedule_table),
                        ("quick_sweep", quick_sweep_table),
                        ("reproduce_curve", reproduction_table), ("search", search_table)):

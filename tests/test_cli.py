@@ -64,6 +64,14 @@ def test_train_eval_retrieve_end_to_end(tiny_dataset: Path, tmp_path: Path, caps
     result = json.loads((run / "eval-test.json").read_text())
     assert result["frames"] == 2 * 2 * 8 * 4  # S9, S11 x 2 actions x 8 frames x 4 cameras
     assert set(result["per_action"]) == {"dance_a", "dance_b"}
+    subjects = result["per_subject"]
+    assert set(subjects) == {"S9", "S11"} and "| S11 | 64 |" in report
+    for metric in ("canonical_mpjpe", "pa_mpjpe"):  # frame-weighted, they give the frame mean
+        weighted = sum(m[metric] * m["frames"] for m in subjects.values()) / result["frames"]
+        assert weighted == pytest.approx(result["mean_over_frames"][metric], rel=1e-9)
+    weighted = sum(m["mean_pose_mpjpe"] * m["frames"] for m in subjects.values())
+    assert weighted / result["frames"] == pytest.approx(
+        result["references"]["mean_pose_mpjpe"], rel=1e-9)
     with pytest.raises(SystemExit) as stop:
         main(["retrieve", f"mine={run}", "--data", str(tiny_dataset), "--out",
               str(tmp_path / "ret")])

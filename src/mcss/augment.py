@@ -22,7 +22,7 @@ class AugmentConfig:
     colour: bool = True
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
-    channel_shuffle: bool = False  # with colour: a random channel order per crop
+    channel_shuffle: bool = True  # with colour: a random channel order per crop
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -72,6 +72,12 @@ def nearest_pose_error(queries: np.ndarray, pool: np.ndarray, chunk: int = 256) 
     return np.concatenate(best)
 
 
+def mean_pose_error(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> np.ndarray:
+    """Per frame, the canonical MPJPE of the mean-pose predictor (mean labelled pose)."""
+    mean_pose = to_canonical(labelled_camera).mean(axis=0, keepdims=True)
+    return mpjpe(mean_pose, to_canonical(gt_camera))
+
+
 def sanity_references(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> dict[str, float]:
     """Mean-pose predictor and nearest-labelled-pose oracle on ground-truth camera poses."""
     labelled_canonical = to_canonical(labelled_camera)
@@ -79,7 +85,7 @@ def sanity_references(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> dic
     mean_pose = labelled_canonical.mean(axis=0, keepdims=True)
     unique = np.unique(np.round(labelled_canonical, 1), axis=0)  # views share a pose
     return {
-        "mean_pose_mpjpe": float(mpjpe(mean_pose, gt_canonical).mean()),
+        "mean_pose_mpjpe": float(mean_pose_error(labelled_camera, gt_camera).mean()),
         "mean_pose_pa_mpjpe": float(pa_mpjpe(np.broadcast_to(mean_pose, gt_canonical.shape),
                                              gt_canonical).mean()),
         "oracle_mpjpe": float(nearest_pose_error(gt_canonical, unique).mean()),
@@ -149,6 +155,16 @@ def per_frame_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dic
     }
 
 
+def per_subject(frames: dict[str, np.ndarray], subjects: np.ndarray,
+                mean_pose: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each metric averaged over one subject's frames, with that subject's frame count and
+    mean-pose predictor error: one actor dressed unlike the labelled one can fail alone."""
+    return {str(s): {k: float(v[subjects == s].mean()) for k, v in frames.items()}
+            | {"frames": int((subjects == s).sum()),
+               "mean_pose_mpjpe": float(mean_pose[subjects == s].mean())}
+            for s in sorted(set(subjects))}
+
+
 def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> dict[str, Any]:
     """Protocol evaluation of a trained run on one split of a dataset: per-action table,
     mean over actions and mean over frames, the sanity references, collapse monitors."""
@@ -164,14 +180,16 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
                   for a in sorted(set(actions))}
     labelled = make_split(ds, cfg).labelled
     labelled_gt = np.asarray(ds.joints_3d_camera[labelled], dtype=np.float64)
+    labelled_gt -= labelled_gt[:, :1]
     return {
         "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
         "lam": cfg.lam, "channel_shuffle": cfg.channel_shuffle,
         "per_action": per_action,
+        "per_subject": per_subject(frames, ds.subjects[rows], mean_pose_error(labelled_gt, gt)),
         "mean_over_actions": {k: float(np.mean([a[k] for a in per_action.values()]))
                               for k in frames},
         "mean_over_frames": {k: float(v.mean()) for k, v in frames.items()},
-        "references": sanity_references(labelled_gt - labelled_gt[:, :1], gt),
+        "references": sanity_references(labelled_gt, gt),
         "monitors": {k: v for k, v in pose_metrics(pred, gt).items()
                      if k in ("embedding_cosine", "spread_ratio")},
     }
@@ -193,6 +211,12 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     lines += [row(a, m) for a, m in result["per_action"].items()]
     lines += [row("**mean over actions**", result["mean_over_actions"]),
               row("**mean over frames**", result["mean_over_frames"])]
+    if "per_subject" in result:
+        lines += ["", "| subject | frames | MPJPE | canonical | PA-MPJPE | mean-pose predictor |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s} | {m['frames']} | {m['mpjpe']:.1f} | {m['canonical_mpjpe']:.1f} | "
+                  f"{m['pa_mpjpe']:.1f} | {m['mean_pose_mpjpe']:.1f} |"
+                  for s, m in result["per_subject"].items()]
     ref, mon = result["references"], result["monitors"]
     lines += ["", "Sanity references (canonical frame, mm): mean-pose predictor "
               f"{ref['mean_pose_mpjpe']:.1f} (PA {ref['mean_pose_pa_mpjpe']:.1f}); "
