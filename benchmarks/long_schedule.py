@@ -37,9 +37,12 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.001": ["lam=0.001", "channel_shuffle=false"],
     "baseline-noshuffle": ["lam=0", "channel_shuffle=false"],
     "mcss-views4-lam0.001": ["lam=0.001", "n_views=4", "n_sequences=8", "channel_shuffle=false"],
+    # the session-5 defaults: lam = 0.001 with the channel shuffle (baseline, control: above)
+    "mcss-lam0.001-shuffle": ["lam=0.001", "channel_shuffle=true"],
 }
-DEFAULT_RUNS = ["baseline:0", "baseline:1", "control:0", "mcss:0", "mcss:1",
-                "mcss-lam0.003:0", "mcss-views4:0"]
+# the current defaults, three seeds each (results/long_schedule.json ran with --runs)
+DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.001-shuffle")
+                for s in (0, 1, 2)]
 
 
 def _launch(data: Path, run: Path, variant: str, seed: int, steps: int,

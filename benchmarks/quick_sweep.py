@@ -64,6 +64,16 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.001-noshuffle-valS6": ["lam=0.001", "channel_shuffle=false", "val_subject=S6"],
     "mcss-lam0.001-valS5": ["lam=0.001", "channel_shuffle=true", "val_subject=S5"],
     "mcss-lam0.001-noshuffle-valS5": ["lam=0.001", "channel_shuffle=false", "val_subject=S5"],
+    # the metric term's weight and the seed spread, on S6
+    "mcss-lam0.003-valS6": ["lam=0.003", "channel_shuffle=true", "val_subject=S6"],
+    "mcss-lam0.01-valS6": ["lam=0.01", "channel_shuffle=true", "val_subject=S6"],
+    "baseline-valS6-s1": ["lam=0", "channel_shuffle=true", "val_subject=S6", "seed=1"],
+    "mcss-lam0.001-valS6-s1": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "seed=1"],
+    # embedding size (default 128)
+    "mcss-lam0.001-emb32-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                                  "embedding_dim=32"],
+    "mcss-lam0.001-emb512-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                                   "embedding_dim=512"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],

@@ -86,14 +86,24 @@ def distributed_table(d: dict) -> str:
     )
 
 
-def reproduction_table(r: dict) -> str:
+# which settings each committed reproduction ran with, where it is not the current defaults
+CAPTIONS = {
+    "reproduce_full": "current defaults",
+    "reproduce_full_noshuffle": "session-4 defaults (no channel shuffle), beside the 3 runs of "
+                                "long_schedule_lam0.001 on the same GPU",
+    "reproduce_full_session3": "session-3 defaults, on the CPU",
+}
+
+
+def reproduction_table(r: dict, caption: str = "") -> str:
     from mcss.reproduce import results_markdown
 
     retrieval = r["retrieval"]
     hits = " | ".join(f"{name}: Hit@1 {100 * v['hit@1/75mm']:.1f}%, Hit@10 "
                       f"{100 * v['hit@10/75mm']:.1f}%" for name, v in retrieval.items())
+    caption = f", {caption}" if caption else ""
     return (
-        f"**Reproduction, `{r['preset']}` preset** (`{r['command']}`; {r['machine']}; "
+        f"**Reproduction, `{r['preset']}` preset{caption}** (`{r['command']}`; {r['machine']}; "
         f"{r['minutes']:.1f} min; test split S9/S11, mean over actions, mm):\n\n"
         + results_markdown(r) + f"\nCross-view retrieval at 75 mm: {hits}."
     )
@@ -163,6 +173,7 @@ def main() -> None:
                        ("train_throughput", throughput_table),
                        ("distributed", distributed_table),
                        ("reproduce_full", reproduction_table),
+                       ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
                        ("long_schedule_lam0.001", long_schedule_table),
@@ -171,7 +182,7 @@ def main() -> None:
                        ("reproduce_curve", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:
-            parts.append(make(result))
+            parts.append(make(result, CAPTIONS[name]) if name in CAPTIONS else make(result))
     readme = ROOT / "README.md"
     text = readme.read_text()
     head, _, rest = text.partition(START)

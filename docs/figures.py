@@ -84,6 +84,39 @@ def long_schedule_figure() -> Path:
     return path
 
 
+def validation_subjects_figure() -> Path:
+    """Quick-preset baseline on each validation subject, with and without the channel
+    shuffle, against that subject's mean-pose predictor (from quick_sweep.json)."""
+    import json
+
+    variants = json.loads((RESULTS / "quick_sweep.json").read_text())["variants"]
+    subjects = {"S8": "", "S7": "-valS7", "S6": "-valS6", "S5": "-valS5"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.arange(len(subjects))
+    for ax, key, title in zip(axes, ("canonical_mpjpe", "mpjpe"),
+                              ("canonical frame", "camera frame"), strict=True):
+        for shift, (label, infix, colour) in zip((-0.2, 0.2), (
+                ("channel shuffle", "baseline", "tab:blue"),
+                ("no channel shuffle", "baseline-noshuffle", "tab:orange")), strict=True):
+            values = [variants[infix + suffix]["val"][key] for suffix in subjects.values()]
+            ax.bar(x + shift, values, width=0.4, label=label, color=colour)
+        if key == "canonical_mpjpe":
+            refs = [variants["baseline" + s]["val"]["mean_pose_mpjpe"] for s in subjects.values()]
+            ax.scatter(x, refs, marker="_", s=900, color="tab:red", label="mean-pose predictor",
+                       zorder=3)
+        ax.set_xticks(x, [f"{s}" for s in subjects])
+        ax.set_ylabel("validation MPJPE (mm)")
+        ax.set_title(f"quick baseline, {title}")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("S1 (labelled): red shirt, navy trousers. S8: orange, dark green; S7: pink, "
+                 "beige shorts; S6: slate, brown; S5: green, beige shorts", fontsize=8)
+    fig.tight_layout()
+    path = OUT / "validation_subjects.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def label_curve_figure() -> Path:
     """The curve preset's label-efficiency curve, from its committed results."""
     import json
@@ -105,3 +138,4 @@ if __name__ == "__main__":
     print(canonical_frame_figure())
     print(long_schedule_figure())
     print(label_curve_figure())
+    print(validation_subjects_figure())

@@ -174,11 +174,38 @@ def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dic
                 metric: {"mean": float(np.mean([r["mean_over_actions"][metric] for r in runs])),
                          "per_seed": [r["mean_over_actions"][metric] for r in runs]}
                 for metric in ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "n_mpjpe", "pck150")
-            } | {"monitors": [r["monitors"] for r in runs],
+            } | {"per_subject": _subject_means(runs),
+                 "monitors": [r["monitors"] for r in runs],
                  "references": runs[0]["references"], "label": label,
                  "lam": runs[0].get("lam"), "channel_shuffle": runs[0].get("channel_shuffle")}
     return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
             "retrieval": retrieval}
+
+
+def _subject_means(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per test subject, the canonical MPJPE averaged over seeds, and its mean-pose error."""
+    if not all("per_subject" in r for r in runs):
+        return {}  # evaluated before per-subject tables existed
+    return {s: {"canonical_mpjpe": float(np.mean([r["per_subject"][s]["canonical_mpjpe"]
+                                                   for r in runs])),
+                "mean_pose_mpjpe": m["mean_pose_mpjpe"]}
+            for s, m in runs[0]["per_subject"].items()}
+
+
+def subjects_markdown(results: dict[str, Any]) -> str:
+    """Canonical MPJPE per test subject and method: an actor dressed unlike the labelled
+    one can fail alone, which the mean over subjects hides."""
+    methods = {k: m["per_subject"] for k, m in results["methods"].items() if m.get("per_subject")}
+    if not methods:
+        return ""
+    subjects = list(next(iter(methods.values())))
+    lines = ["| method | " + " | ".join(subjects) + " |", "|---|" + "---:|" * len(subjects)]
+    lines += [f"| {k} | " + " | ".join(f"{m[s]['canonical_mpjpe']:.1f}" for s in subjects)
+              + " |" for k, m in methods.items()]
+    first = next(iter(methods.values()))
+    lines.append("| mean-pose predictor | " + " | ".join(
+        f"{first[s]['mean_pose_mpjpe']:.1f}" for s in subjects) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def results_markdown(results: dict[str, Any]) -> str:
@@ -229,5 +256,8 @@ def _report(out: Path, p: ReproPreset, results: dict[str, Any], first: dict[str,
         images.append(plot_label_curve(curve, figs / "label_curve.png", refs))
     images += sorted((out / "retrieval").glob("grid_*.png"))
     sections = [("Pose estimation (test split, mean over actions)", results_markdown(results)),
+                ("Canonical MPJPE per test subject (mean over seeds, mm)",
+                 subjects_markdown(results)),
                 ("Cross-view retrieval (test split)", retrieval_table(results["retrieval"]))]
+    sections = [(heading, text) for heading, text in sections if text]
     return write_html(figs, f"mcss reproduction: {results['preset']}", sections, images)
