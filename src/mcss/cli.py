@@ -167,8 +167,8 @@ def eval_(
                                              "(default: the run folder).")] = None,
 ) -> None:
     """Evaluate a trained run: per-action MPJPE, canonical MPJPE, PA-MPJPE, N-MPJPE, 3D-PCK
-    and AUC, the mean over actions and over frames, beside the mean-pose and
-    nearest-labelled-pose references.
+    and AUC, the mean over actions and over frames, each subject's mean, beside the
+    mean-pose and nearest-labelled-pose references.
 
     Example: mcss eval runs/mcss --data data/quick --split test
     """
