@@ -34,6 +34,10 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     run = json.loads((out / "runs" / "mcss-S1-s0" / "eval-test.json").read_text())
     per_subject = saved["methods"]["mcss"]["per_subject"]  # one seed: the run's own numbers
     assert set(per_subject) == {"S9", "S11"}
+    final = json.loads((out / "runs" / "mcss-S1-s0" / "final_metrics.json").read_text())
+    fit = saved["methods"]["mcss"]["labelled_fit"]
+    assert fit["per_seed"] == [final["fit_canonical_mpjpe"]] and fit["mean"] > 0
+    assert f"<td>{fit['mean']:.1f}</td>" in page
     assert per_subject["S9"]["canonical_mpjpe"] == run["per_subject"]["S9"]["canonical_mpjpe"]
     assert "per test subject" in page and f"{per_subject['S11']['canonical_mpjpe']:.1f}" in page
     shuffle = ", channel shuffle" if TrainConfig().channel_shuffle else ""
