@@ -72,10 +72,9 @@ def nearest_pose_error(queries: np.ndarray, pool: np.ndarray, chunk: int = 256) 
     return np.concatenate(best)
 
 
-def mean_pose_error(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> np.ndarray:
-    """Per frame, the canonical MPJPE of the mean-pose predictor (mean labelled pose)."""
-    mean_pose = to_canonical(labelled_camera).mean(axis=0, keepdims=True)
-    return mpjpe(mean_pose, to_canonical(gt_camera))
+def mean_pose_error(labelled_canonical: np.ndarray, gt_canonical: np.ndarray) -> np.ndarray:
+    """Per frame, the MPJPE of the mean-pose predictor (mean labelled pose), canonical frame."""
+    return mpjpe(labelled_canonical.mean(axis=0, keepdims=True), gt_canonical)
 
 
 def sanity_references(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> dict[str, float]:
@@ -85,7 +84,7 @@ def sanity_references(labelled_camera: np.ndarray, gt_camera: np.ndarray) -> dic
     mean_pose = labelled_canonical.mean(axis=0, keepdims=True)
     unique = np.unique(np.round(labelled_canonical, 1), axis=0)  # views share a pose
     return {
-        "mean_pose_mpjpe": float(mean_pose_error(labelled_camera, gt_camera).mean()),
+        "mean_pose_mpjpe": float(mean_pose_error(labelled_canonical, gt_canonical).mean()),
         "mean_pose_pa_mpjpe": float(pa_mpjpe(np.broadcast_to(mean_pose, gt_canonical.shape),
                                              gt_canonical).mean()),
         "oracle_mpjpe": float(nearest_pose_error(gt_canonical, unique).mean()),
@@ -185,7 +184,8 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
         "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
         "lam": cfg.lam, "channel_shuffle": cfg.channel_shuffle,
         "per_action": per_action,
-        "per_subject": per_subject(frames, ds.subjects[rows], mean_pose_error(labelled_gt, gt)),
+        "per_subject": per_subject(frames, ds.subjects[rows],
+                                   mean_pose_error(to_canonical(labelled_gt), to_canonical(gt))),
         "mean_over_actions": {k: float(np.mean([a[k] for a in per_action.values()]))
                               for k in frames},
         "mean_over_frames": {k: float(v.mean()) for k, v in frames.items()},
