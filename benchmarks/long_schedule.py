@@ -46,14 +46,15 @@ DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.001-shuff
 
 
 def _launch(data: Path, run: Path, variant: str, seed: int, steps: int,
-            extra: list[str]) -> subprocess.Popen:
+            extra: list[str], threads: int) -> subprocess.Popen:
     sets = [*VARIANTS[variant], f"seed={seed}", f"steps={steps}",
             f"val_every={max(steps // 8, 1)}", f"ckpt_every={max(steps // 4, 1)}", *extra]
     cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
            "--preset", "full", *[a for s in sets for a in ("--set", s)]]
     run.mkdir(parents=True, exist_ok=True)
     log = (run / "train.log").open("w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = {"OMP_NUM_THREADS": str(threads)} | os.environ  # a user's explicit setting wins
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, parallel: int,
@@ -61,13 +62,14 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
     """Train the runs, ``parallel`` at a time; returns each run's wall-clock seconds."""
     pending, active, seconds = list(runs), {}, {}
     deadline = time.monotonic() + timeout
+    threads = max(1, (os.cpu_count() or 1) // parallel)  # as `mcss reproduce --parallel`
     while pending or active:
         if time.monotonic() > deadline:
             pending.clear()  # never started: left out of the results
         while pending and len(active) < parallel:
             variant, seed = pending.pop(0)
             name = f"{variant}-s{seed}"
-            active[name] = (_launch(data, out / name, variant, seed, steps, extra),
+            active[name] = (_launch(data, out / name, variant, seed, steps, extra, threads),
                             time.monotonic())
         time.sleep(2)
         for name, (proc, began) in list(active.items()):
@@ -132,7 +134,7 @@ def summarise(out: Path, data: Path, names: list[str], seconds: dict[str, float]
             "seconds": seconds.get(name), "val_curve": curve,
             "train_loss_tail": training_tail(run),
             "test": test["mean_over_actions"] | {"monitors": test["monitors"]},
-            "references": test["references"],
+            "references": test["references"], "per_subject": test["per_subject"],
         }
         print(f"{name}: test {json.dumps(results['runs'][name]['test'])}", flush=True)
     first = {n.rsplit("-s", 1)[0]: out / n for n in names if n.endswith("-s0")}
