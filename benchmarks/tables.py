@@ -92,6 +92,13 @@ CAPTIONS = {
     "reproduce_full_noshuffle": "session-4 defaults (no channel shuffle), beside the 3 runs of "
                                 "long_schedule_lam0.001 on the same GPU",
     "reproduce_full_session3": "session-3 defaults, on the CPU",
+    "long_schedule_defaults": "current defaults (lam 0.001, channel shuffle), 3 seeds each",
+    "long_schedule_lam0.003": "lam 0.003 (3 seeds) and 0.01 (1 seed), channel shuffle; the "
+                              "same dataset and schedule as long_schedule_defaults, 4 runs "
+                              "side by side",
+    "long_schedule_lam0.001": "session-4 defaults (no channel shuffle), beside "
+                              "reproduce_full_noshuffle",
+    "long_schedule": "session-3 defaults (lam 0.01, channel shuffle)",
 }
 
 
@@ -109,7 +116,20 @@ def reproduction_table(r: dict, caption: str = "") -> str:
     )
 
 
-def long_schedule_table(r: dict) -> str:
+def _variant_means(r: dict) -> str:
+    """Mean test numbers of every variant with more than one seed."""
+    groups: dict[str, list[dict]] = {}
+    for name, run in r["runs"].items():
+        groups.setdefault(name.rsplit("-s", 1)[0], []).append(run["test"])
+    lines = [f"{variant} ({len(tests)} seeds): canonical "
+             f"{sum(t['canonical_mpjpe'] for t in tests) / len(tests):.1f}, MPJPE "
+             f"{sum(t['mpjpe'] for t in tests) / len(tests):.1f}, PA-MPJPE "
+             f"{sum(t['pa_mpjpe'] for t in tests) / len(tests):.1f}"
+             for variant, tests in groups.items() if len(tests) > 1]
+    return (" Means over seeds (test, mm): " + "; ".join(lines) + ".") if lines else ""
+
+
+def long_schedule_table(r: dict, caption: str = "") -> str:
     rows = []
     for name, run in r["runs"].items():
         t, v = run["test"], run["val_curve"][-1]
@@ -122,15 +142,18 @@ def long_schedule_table(r: dict) -> str:
             f"{100 * t['monitors']['spread_ratio']:.0f}% | {run['seconds']:.0f} |")
     hits = ", ".join(f"{name} {100 * v['hit@1/75mm']:.1f}%" for name, v in r["retrieval"].items())
     refs = next(iter(r["runs"].values()))["references"]
+    caption = f", {caption}" if caption else ""
     return (
-        f"**Long schedule** (`{r['command']}`; {r['device']}, {r['cpu']}, {r['cpu_count']} "
+        f"**Long schedule{caption}** (`{r['command']}`; {r['device']}, {r['cpu']}, "
+        f"{r['cpu_count']} "
         f"cores, torch {r['torch']}; {r['steps']} steps, runs side by side; test S9/S11, mean "
         "over actions, mm):\n\n"
         "| run | steps | labelled fit | val S8 canonical | test canonical | test MPJPE | "
         "test PA-MPJPE | cosine | spread | seconds |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
         + f"\n\nMean-pose predictor {refs['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose "
-        f"oracle {refs['oracle_mpjpe']:.1f} mm. Cross-view retrieval Hit@1 at 75 mm: {hits}."
+        f"oracle {refs['oracle_mpjpe']:.1f} mm. Cross-view retrieval Hit@1 at 75 mm (first "
+        f"seed): {hits}." + _variant_means(r)
     )
 
 
@@ -176,6 +199,8 @@ def main() -> None:
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_defaults", long_schedule_table),
+                       ("long_schedule_lam0.003", long_schedule_table),
                        ("long_schedule_lam0.001", long_schedule_table),
                        ("long_schedule", long_schedule_table),
                        ("quick_sweep", quick_sweep_table),

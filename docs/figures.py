@@ -117,6 +117,61 @@ def validation_subjects_figure() -> Path:
     return path
 
 
+def schedule_gain_figure() -> Path:
+    """Test MPJPE of each seed at 2400 steps (reproduce_full.json) and 6000 steps
+    (long_schedule_defaults.json, long_schedule_lam0.003.json), current defaults, and each
+    run's labelled fit: how far the test error is from the error on the labelled actor."""
+    import json
+
+    full = json.loads((RESULTS / "reproduce_full.json").read_text())["methods"]
+    long: dict[str, list[dict]] = {}
+    for name in ("long_schedule_defaults", "long_schedule_lam0.003"):
+        for run_name, run in json.loads((RESULTS / f"{name}.json").read_text())["runs"].items():
+            long.setdefault(run_name.rsplit("-s", 1)[0], []).append(run)
+    methods = [("baseline", "baseline", "baseline", "tab:blue"),
+               ("control", "control", "control", "tab:gray"),
+               ("MCSS lam 0.001", "mcss", "mcss-lam0.001-shuffle", "tab:green"),
+               ("MCSS lam 0.003", None, "mcss-lam0.003", "tab:olive")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for i, (label, full_key, long_key, colour) in enumerate(methods):
+        points = {}
+        if full_key:
+            m = full[full_key]
+            points[0] = (m["canonical_mpjpe"]["per_seed"], m["mpjpe"]["per_seed"],
+                         m["labelled_fit"]["per_seed"])
+        runs = long[long_key]
+        points[1] = ([r["test"]["canonical_mpjpe"] for r in runs],
+                     [r["test"]["mpjpe"] for r in runs],
+                     [r["val_curve"][-1]["fit_canonical_mpjpe"] for r in runs])
+        for x, (canonical, camera, fit) in points.items():
+            xs = np.full(len(canonical), x + (i - 1.5) * 0.12)
+            for ax, values in zip(axes[:2], (canonical, camera), strict=True):
+                ax.scatter(xs, values, color=colour, s=18, label=label if x == 1 else None)
+                ax.hlines(np.mean(values), xs[0] - 0.05, xs[0] + 0.05, color=colour)
+            axes[2].scatter(fit, canonical, color=colour, marker="o" if x else "^", s=22,
+                            label=f"{label}, {(2400, 6000)[x]} steps")
+    refs = full["baseline"]["references"]
+    for ax, title in zip(axes[:2], ("test canonical MPJPE", "test camera-frame MPJPE"),
+                         strict=True):
+        ax.set_xticks([0, 1], ["2400 steps\n(H100)", "6000 steps\n(H200)"])
+        ax.set_ylabel("mm (dots: seeds, bars: means)")
+        ax.set_title(title)
+    axes[0].axhline(refs["mean_pose_mpjpe"], color="tab:red", ls="--", lw=1,
+                    label="mean-pose predictor")
+    axes[0].legend(fontsize=7)
+    lim = [30, 125]
+    axes[2].plot(lim, lim, color="black", lw=0.5, ls=":")
+    axes[2].set_xlabel("labelled fit: canonical MPJPE on S1 (mm)")
+    axes[2].set_ylabel("test canonical MPJPE (mm)")
+    axes[2].set_title("what the labelled actor does not teach")
+    axes[2].legend(fontsize=6)
+    fig.tight_layout()
+    path = OUT / "schedule_gain.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def label_curve_figure() -> Path:
     """The curve preset's label-efficiency curve, from its committed results."""
     import json
@@ -139,3 +194,4 @@ if __name__ == "__main__":
     print(long_schedule_figure())
     print(label_curve_figure())
     print(validation_subjects_figure())
+    print(schedule_gain_figure())
