@@ -67,6 +67,8 @@ VARIANTS: dict[str, list[str]] = {
     # the metric term's weight and the seed spread, on S6
     "mcss-lam0.003-valS6": ["lam=0.003", "channel_shuffle=true", "val_subject=S6"],
     "mcss-lam0.01-valS6": ["lam=0.01", "channel_shuffle=true", "val_subject=S6"],
+    "control-valS6": ["lam=0", "forward_unlabelled=true", "channel_shuffle=true",
+                      "val_subject=S6"],
     "baseline-valS6-s1": ["lam=0", "channel_shuffle=true", "val_subject=S6", "seed=1"],
     "mcss-lam0.001-valS6-s1": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "seed=1"],
     "baseline-valS6-s2": ["lam=0", "channel_shuffle=true", "val_subject=S6", "seed=2"],

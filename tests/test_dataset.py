@@ -134,3 +134,31 @@ def test_same_seed_gives_byte_identical_dataset(tiny_dataset: Path, tmp_path: Pa
         assert (again / name).read_bytes() == (tiny_dataset / name).read_bytes(), name
     other = synthesize(preset("tiny", seed=1), tmp_path / "other")
     assert (other / "images.npy").read_bytes() != (tiny_dataset / "images.npy").read_bytes()
+
+
+def test_extra_subjects_add_unlabelled_actors_and_change_nothing_else(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    base = Dataset(tiny_dataset)
+    ds = Dataset(synthesize(preset("tiny", extra_subjects=2), tmp_path / "extra"))
+    assert ds.meta["splits"]["train"] == [*TRAIN_SUBJECTS, "X1", "X2"]
+    assert ds.meta["splits"]["test"] == list(TEST_SUBJECTS)
+    n = len(base)  # the standard subjects come first and are byte-identical
+    assert len(ds) == n * 9 // 7
+    assert np.array_equal(ds.images[:n], base.images[:])
+    assert np.array_equal(ds.joints_3d_camera[:n], base.joints_3d_camera)
+    extra = ds.meta["actors"]["X1"], ds.meta["actors"]["X2"]
+    assert extra[0]["shirt"] != extra[1]["shirt"]
+    assert {a["name"] for a in extra}.isdisjoint(SUBJECT_ACTORS.values())
+    with pytest.raises(ValueError, match="extra subjects"):
+        preset("tiny", extra_subjects=-1)
+
+
+def test_recorded_config_without_newer_fields_still_matches(tiny_dataset: Path) -> None:
+    from mcss.synth.generate import same_config
+
+    recorded = dict(Dataset(tiny_dataset).meta["provenance"]["config"])
+    assert same_config(recorded, preset("tiny"))
+    del recorded["extra_subjects"]  # a dataset written before the field existed
+    assert same_config(recorded, preset("tiny"))
+    assert not same_config(recorded, preset("tiny", extra_subjects=1))
+    assert not same_config(None, preset("tiny"))

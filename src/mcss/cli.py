@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +59,11 @@ def synth(
         str | None, typer.Option(help="default: upright Human3.6M-like clips; all: adds "
                                  "backflips, cartwheels, crawls, rolls and get-ups.")
     ] = None,
+    extra_subjects: Annotated[
+        int | None, typer.Option(help="Add N unlabelled training subjects X1..XN with random "
+                                 "builds and clothes (appearance variety for the multi-view "
+                                 "term; S1, S5-S8, S9, S11 stay byte-identical).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     preview: Annotated[
         Path | None, typer.Option(help="Also write a PNG contact sheet (instants x cameras).")
@@ -71,18 +75,17 @@ def synth(
     Example: mcss synth --preset quick --out data/quick --preview data/quick.png
     """
     from mcss.synth.generate import preset as make_preset
-    from mcss.synth.generate import synthesize
+    from mcss.synth.generate import same_config, synthesize
 
     if motions not in (None, "default", "all"):
         raise UserError(f"--motions must be 'default' or 'all', not {motions!r}")
     try:
         config = make_preset(preset, image_size=image_size, cameras=cameras, motions=motions,
-                             seed=seed)
+                             extra_subjects=extra_subjects, seed=seed)
     except ValueError as err:
         raise UserError(str(err)) from err
     if (out / "meta.json").exists() and not overwrite:
-        existing = Dataset(out).meta["provenance"].get("config")
-        if existing == asdict(config):
+        if same_config(Dataset(out).meta["provenance"].get("config"), config):
             console.print(f"{out} already holds this dataset; nothing to do (--overwrite to "
                           "render it again).")
             if preview:

@@ -77,6 +77,35 @@ TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 
+def _hex(rgb: np.ndarray) -> str:
+    return "#" + "".join(f"{int(round(255 * c)):02x}" for c in np.clip(rgb, 0.0, 1.0))
+
+
+def random_actor(name: str, rng: np.random.Generator) -> Actor:
+    """An actor of random build and clothing (uniform hue, any lightness), for extra
+    unlabelled subjects: appearance variety that a studio gets by filming more people."""
+    import colorsys
+
+    def colour(lightness: tuple[float, float]) -> str:
+        return _hex(np.array(colorsys.hls_to_rgb(rng.uniform(), rng.uniform(*lightness),
+                                                 rng.uniform(0.2, 0.9))))
+
+    skin = _hex(np.array(colorsys.hls_to_rgb(rng.uniform(0.03, 0.09), rng.uniform(0.2, 0.85),
+                                             rng.uniform(0.3, 0.6))))
+    return Actor(
+        name, *np.round(rng.uniform([0.92, 0.94, 0.95, 0.92, 0.88], [1.08, 1.06, 1.06, 1.10, 1.25]),
+                        2).tolist(),
+        skin, colour((0.05, 0.5)), colour((0.1, 0.9)), colour((0.1, 0.9)), colour((0.05, 0.9)),
+        bool(rng.integers(2)), bool(rng.integers(2)),
+    )
+
+
+def extra_subjects(count: int, seed: int) -> dict[str, Actor]:
+    """``count`` unlabelled training subjects ``X1 .. Xcount`` with random actors."""
+    rng = np.random.default_rng([seed, 7919])
+    return {f"X{i + 1}": random_actor(f"extra{i + 1}", rng) for i in range(count)}
+
+
 def actor_by_name(name: str) -> Actor:
     for actor in ACTORS:
         if actor.name == name:

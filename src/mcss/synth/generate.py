@@ -10,7 +10,7 @@ every camera of the rig. The result is written in the one on-disk format of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ class SynthConfig:
     cameras: int = 4
     motions: str = "default"  # "default" (upright clips) or "all" (adds acrobatics)
     max_actions: int | None = None  # keep only the first N clips (tiny datasets)
+    extra_subjects: int = 0  # unlabelled training subjects X1.. with random actors
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,6 +57,8 @@ class SynthConfig:
             raise ValueError(f"need at least 2 cameras, got {self.cameras}")
         if self.takes_per_action < 1 or self.frames_per_take < 1:
             raise ValueError("takes per action and frames per take must be positive")
+        if self.extra_subjects < 0:
+            raise ValueError(f"extra subjects must be >= 0, got {self.extra_subjects}")
 
 
 PRESETS: dict[str, SynthConfig] = {
@@ -160,7 +163,9 @@ def synthesize(
     """
     clips = load_clips(config.motions)
     actions = sorted(clips)[: config.max_actions]
-    subjects = list(body.SUBJECT_ACTORS)
+    cast = {s: body.actor_by_name(a) for s, a in body.SUBJECT_ACTORS.items()}
+    cast |= body.extra_subjects(config.extra_subjects, config.seed)  # after: rows unchanged
+    subjects = list(cast)
     root = np.random.SeedSequence(config.seed)
     rig_rng = np.random.default_rng(root.spawn(1)[0])
     cameras = rig.make_rig(config.cameras, rig_rng)
@@ -168,7 +173,7 @@ def synthesize(
 
     plan = [(s, a, k) for s in subjects for a in actions for k in range(config.takes_per_action)]
     sequences = [f"{s}_{a}_{k + 1}" for s, a, k in plan]
-    takes = [_take(config, clips, actions, subjects, *item) for item in plan]
+    takes = [_take(config, clips, actions, subjects, cast[item[0]], *item) for item in plan]
     n_frames = sum(len(joints) for joints, _ in takes) * len(cameras)
     meta = {
         "image_size": config.image_size,
@@ -177,15 +182,16 @@ def synthesize(
         "actions": actions,
         "sequences": sequences,
         "cameras": [cam.to_dict() for cam in cameras],
-        "splits": {"train": list(body.TRAIN_SUBJECTS), "test": list(body.TEST_SUBJECTS)},
-        "actors": {s: body.actor_by_name(a).to_dict() for s, a in body.SUBJECT_ACTORS.items()},
+        "splits": {"train": [*body.TRAIN_SUBJECTS, *subjects[len(body.SUBJECT_ACTORS):]],
+                   "test": list(body.TEST_SUBJECTS)},
+        "actors": {s: actor.to_dict() for s, actor in cast.items()},
         "provenance": {"generator": "mcss synth", "mcss_version": __version__,
                        "config": asdict(config), "motions": sorted(clips)},
     }
     with DatasetWriter(out, meta, n_frames) as writer:
         for seq_id, ((subject, action, _), (joints, light)) in enumerate(zip(plan, takes,
                                                                               strict=True)):
-            actor = body.actor_by_name(body.SUBJECT_ACTORS[subject])
+            actor = cast[subject]
             frames = np.arange(len(joints))
             for cam_id, (camera, bg) in enumerate(zip(cameras, backgrounds, strict=True)):
                 view = render_view(joints, actor, camera, bg, light, config.image_size)
@@ -204,15 +210,23 @@ def synthesize(
 
 def _take(
     config: SynthConfig, clips: dict[str, Motion], actions: list[str], subjects: list[str],
-    subject: str, action: str, take: int,
+    actor: body.Actor, subject: str, action: str, take: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """World joints and light direction of one take, from its own seeded generator."""
-    actor = body.actor_by_name(body.SUBJECT_ACTORS[subject])
     rng = np.random.default_rng([config.seed, subjects.index(subject), actions.index(action),
                                  take])
     other = clips[actions[rng.integers(len(actions))]]
     joints = take_motion(clips[action], other, actor, config, rng)
     return joints, _light(rng)
+
+
+def same_config(recorded: dict | None, config: SynthConfig) -> bool:
+    """Whether a dataset's recorded config is ``config`` (fields added since it was written
+    count as their defaults)."""
+    if recorded is None:
+        return False
+    defaults = {f.name: f.default for f in fields(SynthConfig) if f.default is not MISSING}
+    return defaults | recorded == asdict(config)
 
 
 def preset(name: str, **overrides: object) -> SynthConfig:
