@@ -155,6 +155,8 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds for all training")
     ap.add_argument("--runs", nargs="*", default=DEFAULT_RUNS, help="VARIANT:SEED items")
+    ap.add_argument("--extra-subjects", type=int, default=0,
+                    help="when --data is synthesised here: unlabelled actors X1.. added")
     ap.add_argument("--set", dest="extra", action="append", default=[],
                     help="extra key=value for every run (e.g. precision=bf16)")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
@@ -163,7 +165,7 @@ def main() -> None:
     if not (args.data / "meta.json").exists():
         from mcss.synth.generate import preset, synthesize
 
-        synthesize(preset("quick"), args.data)
+        synthesize(preset("quick", extra_subjects=args.extra_subjects), args.data)
     runs = [(v, int(s)) for v, s in (item.split(":") for item in args.runs)]
     seconds = train_all(args.data, args.out, runs, args.steps, args.parallel, args.timeout,
                         args.extra)
