@@ -101,12 +101,13 @@ def validation_curve(run: Path) -> list[dict[str, float]]:
 
 
 def training_tail(run: Path, fraction: float = 1 / 6) -> dict[str, float]:
-    """Mean of each logged training loss over the last ``fraction`` of the run's steps."""
+    """Mean of each logged training loss, and of the triplet term's distances, over the last
+    ``fraction`` of the run's steps."""
     rows = logged_rows(run, "train")
     last = max((step for step, _, _ in rows), default=0)
     values: dict[str, list[float]] = {}
     for step, name, value in rows:
-        if name.startswith("loss") and step > last * (1 - fraction):
+        if name.startswith(("loss", "d_a")) and step > last * (1 - fraction):
             values.setdefault(name, []).append(value)
     return {name: sum(v) / len(v) for name, v in values.items()}
 

@@ -79,6 +79,12 @@ VARIANTS: dict[str, list[str]] = {
                                   "embedding_dim=32"],
     "mcss-lam0.001-emb512-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
                                    "embedding_dim=512"],
+    # session 6: semi-hard mining drops the pairs whose positive is farther than a negative
+    "mcss-hardest-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                           "strategy=hardest"],
+    "mcss-all-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "strategy=all"],
+    "mcss-hardest-lam0.01-valS6": ["lam=0.01", "channel_shuffle=true", "val_subject=S6",
+                                   "strategy=hardest"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],
@@ -155,8 +161,11 @@ def main() -> None:
 
         synthesize(preset("quick"), args.data)
     results: dict[str, Any] = {"variants": {}}
+    before = (json.loads(args.results.read_text())["variants"] if args.results.exists() else {})
     for name in args.variants:
         seconds = train(args.data, args.out / name, VARIANTS[name])
+        if seconds is None:  # reused: keep the time measured when it was trained
+            seconds = before.get(name, {}).get("seconds")
         results["variants"][name] = summarise(args.out / name, VARIANTS[name], seconds)
         print(f"{name}: {json.dumps(results['variants'][name]['val'])}", flush=True)
     import torch
