@@ -85,6 +85,18 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-all-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "strategy=all"],
     "mcss-hardest-lam0.01-valS6": ["lam=0.01", "channel_shuffle=true", "val_subject=S6",
                                    "strategy=hardest"],
+    # negatives at least 16 frames (1.1 s) away: poses that differ clearly, easier to learn
+    "mcss-gap16-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "min_gap=16"],
+    "mcss-hardest-gap16-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                                 "strategy=hardest", "min_gap=16"],
+    # negatives from the positive's camera: only the pose can separate them from the positive
+    "mcss-views4-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6", "n_views=4",
+                          "n_sequences=2"],
+    "mcss-negcam-views4-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                                 "n_views=4", "n_sequences=2", "negative_camera=positive"],
+    "mcss-negcam-hardest-views4-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
+                                         "n_views=4", "n_sequences=2", "strategy=hardest",
+                                         "negative_camera=positive"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],

@@ -47,6 +47,7 @@ def reference(
     strategy: str,
     margin: float,
     other_sequences: bool,
+    negative_camera: str = "any",
 ) -> list[tuple[int, int, int]]:
     d, s, t, v = dist.tolist(), sequence.tolist(), time.tolist(), camera.tolist()
     n = len(s)
@@ -62,7 +63,8 @@ def reference(
         for j in range(n):
             if not (s[i] == s[j] and t[i] == t[j] and v[i] != v[j]):
                 continue
-            ks = [k for k in range(n) if is_negative(i, k)]
+            ks = [k for k in range(n) if is_negative(i, k)
+                  and (negative_camera == "any" or v[k] == v[j])]
             if strategy == "semihard":
                 ks = [k for k in ks if d[i][j] < d[i][k] < d[i][j] + margin]
             if strategy == "all":
@@ -80,17 +82,17 @@ def as_list(tr: Triplets) -> list[tuple[int, int, int]]:
     return list(zip(tr.anchor.tolist(), tr.positive.tolist(), tr.negative.tolist(), strict=True))
 
 
-OPTIONS = list(itertools.product(("hardest", "semihard", "all"), (None, 12.0), (False, True)))
+OPTIONS = list(itertools.product(("hardest", "semihard", "all"), (None, 12.0), (False, True),
+                                 ("any", "positive")))
 
 
 @pytest.mark.parametrize("seed", range(30))
 def test_matches_brute_force(seed: int) -> None:
     dist, sequence, time, camera = random_batch(seed)
     min_gap = 5.0 if seed % 2 else 3
-    for strategy, max_gap, other in OPTIONS:
-        opts = dict(
-            min_gap=min_gap, max_gap=max_gap, strategy=strategy, margin=0.3, other_sequences=other
-        )
+    for strategy, max_gap, other, negative_camera in OPTIONS:
+        opts = dict(min_gap=min_gap, max_gap=max_gap, strategy=strategy, margin=0.3,
+                    other_sequences=other, negative_camera=negative_camera)
         got = mine_triplets(dist, sequence, time, camera, **opts)
         want = reference(dist, sequence, time, camera, **opts)
         # Same triples, in the documented (anchor, positive, negative) order.
@@ -137,6 +139,13 @@ def test_small_example_by_hand() -> None:
         dist, sequence, time, camera, min_gap=5, strategy="semihard", other_sequences=True
     )
     assert as_list(tr) == [(1, 0, 3)]
+    # Negatives from the positive's camera only: for anchor 0 (positive 1, camera 1) that is
+    # item 3 (camera 1); for anchor 1 (positive 0, camera 0) item 4, of the other sequence.
+    tr = mine_triplets(dist, sequence, time, camera, min_gap=5, other_sequences=True,
+                       negative_camera="positive")
+    assert as_list(tr) == [(0, 1, 3), (1, 0, 4)]
+    assert len(mine_triplets(dist, sequence, time, camera, min_gap=5,
+                             negative_camera="positive")) == 1
     # max_gap below 10 leaves no negative at all.
     assert len(mine_triplets(dist, sequence, time, camera, min_gap=5, max_gap=8)) == 0
 
@@ -180,6 +189,7 @@ def test_no_positives_gives_empty_triplets() -> None:
         (dict(min_gap=0.5), "min_gap must be >= 1"),
         (dict(min_gap=5, max_gap=4), "max_gap"),
         (dict(min_gap=5, margin=-0.1), "margin"),
+        (dict(min_gap=5, negative_camera="anchor"), "negative_camera"),
     ],
 )
 def test_bad_options(kwargs: dict, message: str) -> None:

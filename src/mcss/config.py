@@ -54,6 +54,7 @@ class TrainConfig:
     max_gap: int | None = None
     strategy: str = "semihard"  # hardest | semihard | all
     other_sequences: bool = False
+    negative_camera: str = "any"  # any | positive: negatives from the positive's camera only
     pose_loss: str = "l1"  # l1 | l2 | mpjpe
     view_weight: float = 0.1  # weight of the view head's camera-frame loss
     # augmentation
@@ -83,6 +84,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, ("cosine", "step"))
         _check_choice("optimizer", self.optimizer, ("adamw", "sgd"))
         _check_choice("strategy", self.strategy, ("hardest", "semihard", "all"))
+        _check_choice("negative_camera", self.negative_camera, ("any", "positive"))
         _check_choice("pose_loss", self.pose_loss, ("l1", "l2", "mpjpe"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))

@@ -8,7 +8,9 @@ A batch item is a crop ``(sequence s, time t, camera v)``. For an anchor ``i``:
   ``max_gap`` when set): same person, clothes, background and camera, but another pose, so the
   hardest useful negatives at no labelling cost. With ``other_sequences`` crops of any other
   sequence are negatives too. A crop of the same sequence closer than ``min_gap`` is never a
-  negative (it may show nearly the same pose).
+  negative (it may show nearly the same pose). With ``negative_camera="positive"`` a pair's
+  negatives must come from the positive's camera: positive and negative then differ only in
+  time, so background and viewpoint cannot tell them apart, only the pose can.
 
 Every ordered positive pair ``(i, j)`` gets one negative (``"hardest"``, ``"semihard"``) or all
 of them (``"all"``). Everything is computed with boolean masks on ``(N, N)`` matrices.
@@ -57,9 +59,16 @@ class Triplets:
         return cls(e, e.clone(), e.clone())
 
 
-def _check_options(strategy: str, min_gap: float, max_gap: float | None, margin: float) -> None:
+NEGATIVE_CAMERAS: tuple[str, ...] = ("any", "positive")
+
+
+def _check_options(strategy: str, min_gap: float, max_gap: float | None, margin: float,
+                   negative_camera: str = "any") -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown mining strategy {strategy!r}; choose one of {STRATEGIES}")
+    if negative_camera not in NEGATIVE_CAMERAS:
+        raise ValueError(f"negative_camera must be one of {NEGATIVE_CAMERAS}; got "
+                         f"{negative_camera!r}")
     if not min_gap >= 1:
         raise ValueError(
             f"min_gap must be >= 1 (frames of the same sequence closer than min_gap are never "
@@ -82,6 +91,7 @@ def mine_triplets(
     strategy: str = "hardest",
     margin: float = 0.2,
     other_sequences: bool = False,
+    negative_camera: str = "any",
 ) -> Triplets:
     """Mine ``(anchor, positive, negative)`` triples from a batch (rules in the module doc).
 
@@ -91,12 +101,12 @@ def mine_triplets(
     Strategies, for each positive pair ``(i, j)``:
 
     - ``"hardest"``: the valid negative ``k`` with the smallest ``dist[i, k]`` (ties: smallest
-      ``k``); pairs whose anchor has no valid negative are dropped;
+      ``k``); pairs with no valid negative are dropped;
     - ``"semihard"``: the nearest valid ``k`` with ``dist[i, j] < dist[i, k] < dist[i, j] +
       margin`` (ties: smallest ``k``); pairs with none are dropped;
     - ``"all"``: every valid ``k``.
     """
-    _check_options(strategy, min_gap, max_gap, margin)
+    _check_options(strategy, min_gap, max_gap, margin, negative_camera)
     n = dist.shape[0] if dist.dim() == 2 else -1
     if dist.dim() != 2 or dist.shape[1] != n:
         raise ValueError(f"dist must be a square (N, N) matrix; got {tuple(dist.shape)}")
@@ -123,13 +133,13 @@ def mine_triplets(
         return Triplets.empty(device)
     inf = torch.tensor(float("inf"), dtype=dist.dtype, device=device)
 
+    candidates = negative[a]  # (P, N): valid negatives of each pair
+    if negative_camera == "positive":
+        candidates &= camera[None, :] == camera[p][:, None]
     if strategy == "hardest":
-        # The hardest negative depends on the anchor only: one argmin per row.
-        k = torch.where(negative, dist, inf).argmin(dim=1)  # first minimum: smallest index
-        keep = negative.any(dim=1)[a]
-        return Triplets(a[keep], p[keep], k[a][keep])
-
-    candidates = negative[a]  # (P, N): valid negatives of each pair's anchor
+        k = torch.where(candidates, dist[a], inf).argmin(dim=1)  # first minimum: smallest k
+        keep = candidates.any(dim=1)
+        return Triplets(a[keep], p[keep], k[keep])
     if strategy == "all":
         pair, k = candidates.nonzero(as_tuple=True)  # sorted by (pair, k)
         return Triplets(a[pair], p[pair], k)
@@ -159,12 +169,13 @@ class TemporalHardNegativeMiner:
         strategy: str = "hardest",
         margin: float = 0.2,
         other_sequences: bool = False,
+        negative_camera: str = "any",
         distance: Distance = pairwise_distances,
     ) -> None:
-        _check_options(strategy, min_gap, max_gap, margin)
+        _check_options(strategy, min_gap, max_gap, margin, negative_camera)
         self.min_gap, self.max_gap = min_gap, max_gap
         self.strategy, self.margin = strategy, margin
-        self.other_sequences = other_sequences
+        self.other_sequences, self.negative_camera = other_sequences, negative_camera
         self.distance = distance
 
     def __call__(
@@ -182,11 +193,12 @@ class TemporalHardNegativeMiner:
             strategy=self.strategy,
             margin=self.margin,
             other_sequences=self.other_sequences,
+            negative_camera=self.negative_camera,
         )
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(min_gap={self.min_gap}, max_gap={self.max_gap}, "
             f"strategy={self.strategy!r}, margin={self.margin}, "
-            f"other_sequences={self.other_sequences})"
+            f"other_sequences={self.other_sequences}, negative_camera={self.negative_camera!r})"
         )

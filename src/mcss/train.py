@@ -58,7 +58,8 @@ def initial_model(cfg: TrainConfig, labels_camera: np.ndarray) -> PoseNet:
 def build_triplet_loss(cfg: TrainConfig) -> TripletLoss:
     return TripletLoss(TemporalHardNegativeMiner(
         min_gap=cfg.min_gap, max_gap=cfg.max_gap, strategy=cfg.strategy, margin=cfg.margin,
-        other_sequences=cfg.other_sequences), margin=cfg.margin)
+        other_sequences=cfg.other_sequences, negative_camera=cfg.negative_camera),
+        margin=cfg.margin)
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
