@@ -99,6 +99,8 @@ CAPTIONS = {
     "long_schedule_lam0.001": "session-4 defaults (no channel shuffle), beside "
                               "reproduce_full_noshuffle",
     "long_schedule": "session-3 defaults (lam 0.01, channel shuffle)",
+    "quick_sweep_extra8": "on the quick dataset with 8 more unlabelled actors "
+                          "(`mcss synth --preset quick --extra-subjects 8`)",
 }
 
 
@@ -157,11 +159,12 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
     )
 
 
-def quick_sweep_table(r: dict) -> str:
+def quick_sweep_table(r: dict, caption: str = "") -> str:
     from quick_sweep import markdown
 
-    return (f"**Quick-preset sweep** (`{r['command']}`; {r['cpu']}, {r['cpu_count']} cores, "
-            f"torch {r['torch']}; runs one after another):\n\n" + markdown(r))
+    caption = f", {caption}" if caption else ""
+    return (f"**Quick-preset sweep{caption}** (`{r['command']}`; {r['cpu']}, {r['cpu_count']} "
+            f"cores, torch {r['torch']}; runs one after another):\n\n" + markdown(r))
 
 
 def search_table(s: dict) -> str:
@@ -204,6 +207,7 @@ def main() -> None:
                        ("long_schedule_lam0.001", long_schedule_table),
                        ("long_schedule", long_schedule_table),
                        ("quick_sweep", quick_sweep_table),
+                       ("quick_sweep_extra8", quick_sweep_table),
                        ("reproduce_curve", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:
