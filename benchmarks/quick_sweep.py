@@ -97,6 +97,9 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-negcam-hardest-views4-valS6": ["lam=0.001", "channel_shuffle=true", "val_subject=S6",
                                          "n_views=4", "n_sequences=2", "strategy=hardest",
                                          "negative_camera=positive"],
+    # can the network learn the multi-view objective at all? The triplet term dominates
+    "metric-lam1-all-valS6": ["lam=1", "channel_shuffle=true", "val_subject=S6",
+                              "strategy=all"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],
