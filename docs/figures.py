@@ -18,6 +18,15 @@ OUT = Path(__file__).parent / "images"
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
+def _save(fig: plt.Figure, name: str) -> Path:
+    """Lay out, write ``docs/images/<name>`` and close the figure."""
+    fig.tight_layout()
+    path = OUT / name
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def canonical_frame_figure() -> Path:
     """A walking pose in the world and in the canonical body frame, with the frame's axes."""
     pose = load_deepmimic(clip_paths()["walk"]).joints[12]
@@ -77,11 +86,7 @@ def long_schedule_figure() -> Path:
         ax.set_ylabel("validation MPJPE (mm)")
         ax.set_title(f"{title}, {results['device']}")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path = OUT / "long_schedule.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, "long_schedule.png")
 
 
 def validation_subjects_figure() -> Path:
@@ -110,11 +115,7 @@ def validation_subjects_figure() -> Path:
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("S1 (labelled): red shirt, navy trousers. S8: orange, dark green; S7: pink, "
                  "beige shorts; S6: slate, brown; S5: green, beige shorts", fontsize=8)
-    fig.tight_layout()
-    path = OUT / "validation_subjects.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, "validation_subjects.png")
 
 
 def schedule_gain_figure() -> Path:
@@ -165,11 +166,7 @@ def schedule_gain_figure() -> Path:
     axes[2].set_ylabel("test canonical MPJPE (mm)")
     axes[2].set_title("what the labelled actor does not teach")
     axes[2].legend(fontsize=6)
-    fig.tight_layout()
-    path = OUT / "schedule_gain.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, "schedule_gain.png")
 
 
 def label_curve_figure() -> Path:
