@@ -39,6 +39,12 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-views4-lam0.001": ["lam=0.001", "n_views=4", "n_sequences=8", "channel_shuffle=false"],
     # the session-5 defaults: lam = 0.001 with the channel shuffle (baseline, control: above)
     "mcss-lam0.001-shuffle": ["lam=0.001", "channel_shuffle=true"],
+    # session 6: the triplet term learns the views only when it dominates (quick preset, S6);
+    # does a longer schedule let the pose fit recover? Measure with view_consistency.py too.
+    "mcss-lam1-all": ["lam=1", "strategy=all", "channel_shuffle=true"],
+    "mcss-lam0.1-all": ["lam=0.1", "strategy=all", "channel_shuffle=true"],
+    "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
+                              "channel_shuffle=true"],
 }
 # the current defaults, three seeds each (results/long_schedule.json ran with --runs)
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.001-shuffle")
