@@ -100,6 +100,10 @@ VARIANTS: dict[str, list[str]] = {
     # can the network learn the multi-view objective at all? The triplet term dominates
     "metric-lam1-all-valS6": ["lam=1", "channel_shuffle=true", "val_subject=S6",
                               "strategy=all"],
+    "mcss-lam0.1-all-valS6": ["lam=0.1", "channel_shuffle=true", "val_subject=S6",
+                              "strategy=all"],
+    "mcss-lam0.03-all-valS6": ["lam=0.03", "channel_shuffle=true", "val_subject=S6",
+                               "strategy=all"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],

@@ -3,8 +3,10 @@
 Every subject (S1, S5-S8 train; S9, S11 test) is a different actor and performs every
 action (one per motion clip) in several takes; every take varies its clip (retiming,
 blending, rotation noise, mirroring), its heading, position and light, and is rendered by
-every camera of the rig. The result is written in the one on-disk format of
-:mod:`mcss.data.format`. The same preset and seed give a byte-identical dataset.
+every camera of the rig. ``extra_subjects`` appends unlabelled training subjects X1.. with
+random actors after these, which it leaves byte-identical. The result is written in the one
+on-disk format of :mod:`mcss.data.format`. The same preset and seed give a byte-identical
+dataset.
 """
 
 from __future__ import annotations
