@@ -43,6 +43,7 @@ VARIANTS: dict[str, list[str]] = {
     # does a longer schedule let the pose fit recover? Measure with view_consistency.py too.
     "mcss-lam1-all": ["lam=1", "strategy=all", "channel_shuffle=true"],
     "mcss-lam0.1-all": ["lam=0.1", "strategy=all", "channel_shuffle=true"],
+    "mcss-lam0.03-all": ["lam=0.03", "strategy=all", "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }
