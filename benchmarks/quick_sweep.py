@@ -106,6 +106,8 @@ VARIANTS: dict[str, list[str]] = {
                                "strategy=all"],
     "mcss-lam0.03-all-valS6-s1": ["lam=0.03", "channel_shuffle=true", "val_subject=S6",
                                   "strategy=all", "seed=1"],
+    "mcss-lam0.03-all-valS6-s2": ["lam=0.03", "channel_shuffle=true", "val_subject=S6",
+                                  "strategy=all", "seed=2"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],
