@@ -104,13 +104,18 @@ CAPTIONS = {
 }
 
 
+def _suffix(caption: str) -> str:
+    """A table title's caption part: ``", caption"``, or nothing."""
+    return f", {caption}" if caption else ""
+
+
 def reproduction_table(r: dict, caption: str = "") -> str:
     from mcss.reproduce import results_markdown
 
     retrieval = r["retrieval"]
     hits = " | ".join(f"{name}: Hit@1 {100 * v['hit@1/75mm']:.1f}%, Hit@10 "
                       f"{100 * v['hit@10/75mm']:.1f}%" for name, v in retrieval.items())
-    caption = f", {caption}" if caption else ""
+    caption = _suffix(caption)
     return (
         f"**Reproduction, `{r['preset']}` preset{caption}** (`{r['command']}`; {r['machine']}; "
         f"{r['minutes']:.1f} min; test split S9/S11, mean over actions, mm):\n\n"
@@ -144,7 +149,7 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
             f"{100 * t['monitors']['spread_ratio']:.0f}% | {run['seconds']:.0f} |")
     hits = ", ".join(f"{name} {100 * v['hit@1/75mm']:.1f}%" for name, v in r["retrieval"].items())
     refs = next(iter(r["runs"].values()))["references"]
-    caption = f", {caption}" if caption else ""
+    caption = _suffix(caption)
     return (
         f"**Long schedule{caption}** (`{r['command']}`; {r['device']}, {r['cpu']}, "
         f"{r['cpu_count']} "
@@ -162,7 +167,7 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
 def quick_sweep_table(r: dict, caption: str = "") -> str:
     from quick_sweep import markdown
 
-    caption = f", {caption}" if caption else ""
+    caption = _suffix(caption)
     return (f"**Quick-preset sweep{caption}** (`{r['command']}`; {r['cpu']}, {r['cpu_count']} "
             f"cores, torch {r['torch']}; runs one after another):\n\n" + markdown(r))
 

@@ -52,31 +52,28 @@ def subject_retrieval(runs: list[Path], data: Path, max_queries: int,
         results[run.name] = {"lam": cfg.lam, "strategy": cfg.strategy,
                              "negative_camera": cfg.negative_camera,
                              "val_subject": cfg.val_subject, "subjects": per_subject,
-                             "census": pair_census(run, data, census_batches)}
+                             "census": pair_census(model, cfg, ds, census_batches)}
     return results
 
 
-def pair_census(run: Path, data: Path, batches: int) -> dict[str, float]:
+def pair_census(model: Any, cfg: Any, ds: Any, batches: int) -> dict[str, float]:
     """Shares of positive pairs by their nearest valid negative: violating / semi-hard / easy."""
     import dataclasses
 
     import torch
 
-    from mcss.data.format import Dataset
     from mcss.data.training import TrainBatches, make_split
-    from mcss.evaluate import load_trained
+    from mcss.distances import pairwise_distances
     from mcss.mining import mine_triplets
 
-    model, cfg, _ = load_trained(run, device="cpu")
     cfg = dataclasses.replace(cfg, forward_unlabelled=True)  # a baseline gets the batches too
-    ds = Dataset(data)
     source = TrainBatches(ds, make_split(ds, cfg), cfg)
+    device = next(model.parameters()).device
     counts = torch.zeros(3)
     for step in range(0, batches * 10, 10):
         b = source[step]
         with torch.no_grad():
-            emb = torch.nn.functional.normalize(model(b["unlabelled_images"]).embedding, dim=1)
-        dist = torch.cdist(emb, emb)
+            dist = pairwise_distances(model(b["unlabelled_images"].to(device)).embedding).cpu()
         keys = b["sequence"], b["time"], b["camera"]
         hardest = mine_triplets(dist, *keys, min_gap=cfg.min_gap, max_gap=cfg.max_gap,
                                 negative_camera=cfg.negative_camera)
