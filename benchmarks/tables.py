@@ -88,18 +88,28 @@ def distributed_table(d: dict) -> str:
 
 # which settings each committed reproduction ran with, where it is not the current defaults
 CAPTIONS = {
-    "reproduce_full": "current defaults",
+    "reproduce_full": "current defaults (lam 0.03, every valid triplet, channel shuffle)",
+    "reproduce_full_lam0.1_all": "lam 0.1, every valid triplet; its baseline and control ran "
+                                 "again beside it",
+    "reproduce_full_lam0.001": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
+                               "shuffle)",
     "reproduce_full_noshuffle": "session-4 defaults (no channel shuffle), beside the 3 runs of "
                                 "long_schedule_lam0.001 on the same GPU",
     "reproduce_full_session3": "session-3 defaults, on the CPU",
-    "long_schedule_defaults": "current defaults (lam 0.001, channel shuffle), 3 seeds each",
-    "long_schedule_lam0.003": "lam 0.003 (3 seeds) and 0.01 (1 seed), channel shuffle; the "
-                              "same dataset and schedule as long_schedule_defaults, 4 runs "
-                              "side by side",
+    "reproduce_curve": "session-3 defaults (lam 0.01, semi-hard triplets, channel shuffle)",
+    "long_schedule_all": "the current defaults (lam 0.03, every valid triplet) and lam 0.1, 3 "
+                         "seeds each, beside 2 baseline seeds and a control",
+    "long_schedule_defaults": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
+                              "shuffle), 3 seeds each",
+    "long_schedule_lam0.003": "lam 0.003 (3 seeds) and 0.01 (1 seed), semi-hard triplets, "
+                              "channel shuffle; the same dataset and schedule as "
+                              "long_schedule_defaults, 4 runs side by side",
     "long_schedule_lam0.001": "session-4 defaults (no channel shuffle), beside "
                               "reproduce_full_noshuffle",
     "long_schedule": "session-3 defaults (lam 0.01, channel shuffle)",
-    "quick_sweep_extra8": "on the quick dataset with 8 more unlabelled actors "
+    "quick_sweep": "semi-hard triplets unless a variant sets `strategy`",
+    "quick_sweep_extra8": "semi-hard triplets unless a variant sets `strategy`; on the quick "
+                          "dataset with 8 more unlabelled actors "
                           "(`mcss synth --preset quick --extra-subjects 8`)",
 }
 
@@ -204,9 +214,12 @@ def main() -> None:
                        ("train_throughput", throughput_table),
                        ("distributed", distributed_table),
                        ("reproduce_full", reproduction_table),
+                       ("reproduce_full_lam0.1_all", reproduction_table),
+                       ("reproduce_full_lam0.001", reproduction_table),
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_all", long_schedule_table),
                        ("long_schedule_defaults", long_schedule_table),
                        ("long_schedule_lam0.003", long_schedule_table),
                        ("long_schedule_lam0.001", long_schedule_table),

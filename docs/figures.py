@@ -119,27 +119,29 @@ def validation_subjects_figure() -> Path:
 
 
 def schedule_gain_figure() -> Path:
-    """Test MPJPE of each seed at 2400 steps (reproduce_full.json) and 6000 steps
-    (long_schedule_defaults.json, long_schedule_lam0.003.json), current defaults, and each
-    run's labelled fit: how far the test error is from the error on the labelled actor."""
+    """Test MPJPE of each seed at 2400 steps (the full preset) and 6000 steps (the long
+    schedule) for the session-6 defaults and the current ones, and each run's labelled fit:
+    how far the test error is from the error on the labelled actor."""
     import json
 
-    full = json.loads((RESULTS / "reproduce_full.json").read_text())["methods"]
+    def load(name: str) -> dict:
+        return json.loads((RESULTS / f"{name}.json").read_text())
+
     long: dict[str, list[dict]] = {}
-    for name in ("long_schedule_defaults", "long_schedule_lam0.003"):
-        for run_name, run in json.loads((RESULTS / f"{name}.json").read_text())["runs"].items():
+    for name in ("long_schedule_defaults", "long_schedule_all"):
+        for run_name, run in load(name)["runs"].items():
             long.setdefault(run_name.rsplit("-s", 1)[0], []).append(run)
-    methods = [("baseline", "baseline", "baseline", "tab:blue"),
-               ("control", "control", "control", "tab:gray"),
-               ("MCSS lam 0.001", "mcss", "mcss-lam0.001-shuffle", "tab:green"),
-               ("MCSS lam 0.003", None, "mcss-lam0.003", "tab:olive")]
+    methods = [("baseline", "reproduce_full_lam0.001", "baseline", "baseline", "tab:blue"),
+               ("control", "reproduce_full_lam0.001", "control", "control", "tab:gray"),
+               ("MCSS semi-hard, lam 0.001", "reproduce_full_lam0.001", "mcss",
+                "mcss-lam0.001-shuffle", "tab:olive"),
+               ("MCSS all triplets, lam 0.03", "reproduce_full", "mcss", "mcss-lam0.03-all",
+                "tab:green")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for i, (label, full_key, long_key, colour) in enumerate(methods):
-        points = {}
-        if full_key:
-            m = full[full_key]
-            points[0] = (m["canonical_mpjpe"]["per_seed"], m["mpjpe"]["per_seed"],
-                         m["labelled_fit"]["per_seed"])
+    for i, (label, full_name, full_key, long_key, colour) in enumerate(methods):
+        m = load(full_name)["methods"][full_key]
+        points = {0: (m["canonical_mpjpe"]["per_seed"], m["mpjpe"]["per_seed"],
+                      m["labelled_fit"]["per_seed"])}
         runs = long[long_key]
         points[1] = ([r["test"]["canonical_mpjpe"] for r in runs],
                      [r["test"]["mpjpe"] for r in runs],
@@ -151,10 +153,10 @@ def schedule_gain_figure() -> Path:
                 ax.hlines(np.mean(values), xs[0] - 0.05, xs[0] + 0.05, color=colour)
             axes[2].scatter(fit, canonical, color=colour, marker="o" if x else "^", s=22,
                             label=f"{label}, {(2400, 6000)[x]} steps")
-    refs = full["baseline"]["references"]
+    refs = load("reproduce_full")["methods"]["baseline"]["references"]
     for ax, title in zip(axes[:2], ("test canonical MPJPE", "test camera-frame MPJPE"),
                          strict=True):
-        ax.set_xticks([0, 1], ["2400 steps\n(H100)", "6000 steps\n(H200)"])
+        ax.set_xticks([0, 1], ["2400 steps\n(one GPU)", "6000 steps\n(H200)"])
         ax.set_ylabel("mm (dots: seeds, bars: means)")
         ax.set_title(title)
     axes[0].axhline(refs["mean_pose_mpjpe"], color="tab:red", ls="--", lw=1,

@@ -29,6 +29,7 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     assert saved["methods"]["baseline"]["lam"] == 0.0
     assert saved["methods"]["mcss"]["lam"] == TrainConfig().lam > 0
     assert saved["methods"]["mcss"]["channel_shuffle"] is TrainConfig().channel_shuffle
+    assert saved["methods"]["mcss"]["strategy"] == TrainConfig().strategy
     page = (out / "report" / "index.html").read_text()
     assert "embedding cosine" in page and "pose spread" in page  # the collapse monitors
     run = json.loads((out / "runs" / "mcss-S1-s0" / "eval-test.json").read_text())
@@ -41,7 +42,7 @@ def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
     assert per_subject["S9"]["canonical_mpjpe"] == run["per_subject"]["S9"]["canonical_mpjpe"]
     assert "per test subject" in page and f"{per_subject['S11']['canonical_mpjpe']:.1f}" in page
     shuffle = ", channel shuffle" if TrainConfig().channel_shuffle else ""
-    assert f"mcss (lam {TrainConfig().lam:g}{shuffle})" in page
+    assert f"mcss (lam {TrainConfig().lam:g}, {TrainConfig().strategy} triplets{shuffle})" in page
     for png in ("learning_curves.png", "mpjpe_bars.png", "grid_mcss.png"):
         assert png in page
         assert Image.open(out / "report" / png).width > 100

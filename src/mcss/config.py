@@ -46,13 +46,13 @@ class TrainConfig:
     n_instants: int = 4
     n_views: int = 2
     # MCSS term
-    lam: float = 0.001  # weight of the triplet loss; 0 is the baseline (tuned on S8, docs)
+    lam: float = 0.03  # weight of the triplet loss; 0 is the baseline (chosen on S6 and S8, docs)
     lam_warmup_steps: int = 0
     forward_unlabelled: bool = False  # with lam = 0: the BatchNorm control
     margin: float = 0.2
     min_gap: int = 4  # frames; closer frames of a take are never negatives
     max_gap: int | None = None
-    strategy: str = "semihard"  # hardest | semihard | all
+    strategy: str = "all"  # all | semihard | hardest (all: the term learns the views, docs)
     other_sequences: bool = False
     negative_camera: str = "any"  # any | positive: negatives from the positive's camera only
     pose_loss: str = "l1"  # l1 | l2 | mpjpe

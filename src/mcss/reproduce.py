@@ -184,7 +184,8 @@ def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dic
                  "labelled_fit": _mean_or_none([r.get("labelled_fit") for r in runs]),
                  "monitors": [r["monitors"] for r in runs],
                  "references": runs[0]["references"], "label": label,
-                 "lam": runs[0].get("lam"), "channel_shuffle": runs[0].get("channel_shuffle")}
+                 "lam": runs[0].get("lam"), "strategy": runs[0].get("strategy"),
+                 "channel_shuffle": runs[0].get("channel_shuffle")}
     return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
             "retrieval": retrieval}
 
@@ -230,6 +231,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         cosine = np.mean([x["embedding_cosine"] for x in m["monitors"]])
         spread = np.mean([x["spread_ratio"] for x in m["monitors"]])
         notes = ([f"lam {m['lam']:g}"] if m.get("lam") else []) + (
+            [f"{m['strategy']} triplets"] if m.get("lam") and m.get("strategy") else []) + (
             ["channel shuffle"] if m.get("channel_shuffle") else [])
         label = f"{name} ({', '.join(notes)})" if notes else name
         fit = f"{m['labelled_fit']['mean']:.1f}" if m.get("labelled_fit") else "-"
