@@ -108,6 +108,17 @@ VARIANTS: dict[str, list[str]] = {
                                   "strategy=all", "seed=1"],
     "mcss-lam0.03-all-valS6-s2": ["lam=0.03", "channel_shuffle=true", "val_subject=S6",
                                   "strategy=all", "seed=2"],
+    # session 7, on top of the new defaults (every triplet, lam 0.03): 4 views of 2 takes; the
+    # term ramped in over 300 steps (its embedding contracts to cosine 0.94 at step 200
+    # without); a wider and a narrower margin
+    "mcss-lam0.03-all-views4-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                      "val_subject=S6", "n_views=4", "n_sequences=2"],
+    "mcss-lam0.03-all-ramp300-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                       "val_subject=S6", "lam_warmup_steps=300"],
+    "mcss-lam0.03-all-margin0.5-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                         "val_subject=S6", "margin=0.5"],
+    "mcss-lam0.03-all-margin0.1-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                         "val_subject=S6", "margin=0.1"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],
@@ -190,7 +201,8 @@ def main() -> None:
         seconds = train(args.data, args.out / name, sets)
         if seconds is None:  # reused: keep the time measured when it was trained
             seconds = before.get(name, {}).get("seconds")
-        results["variants"][name] = summarise(args.out / name, sets, seconds)
+        results["variants"][name] = summarise(args.out / name, sets, seconds) | {
+            "sets": VARIANTS[name]}  # as the tables show it; the caption names the pin
         print(f"{name}: {json.dumps(results['variants'][name]['val'])}", flush=True)
     import torch
 
