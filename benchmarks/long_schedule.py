@@ -46,6 +46,9 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam1-all": ["lam=1", "strategy=all", "channel_shuffle=true"],
     "mcss-lam0.1-all": ["lam=0.1", "strategy=all", "channel_shuffle=true"],
     "mcss-lam0.03-all": ["lam=0.03", "strategy=all", "channel_shuffle=true"],
+    # session 7: the new defaults with 4 views of 2 takes (best camera frame on S6, quick)
+    "mcss-lam0.03-all-views4": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

@@ -113,6 +113,12 @@ VARIANTS: dict[str, list[str]] = {
     # without); a wider and a narrower margin
     "mcss-lam0.03-all-views4-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
                                       "val_subject=S6", "n_views=4", "n_sequences=2"],
+    "mcss-lam0.03-all-views4-valS6-s1": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                         "val_subject=S6", "n_views=4", "n_sequences=2",
+                                         "seed=1"],
+    "mcss-lam0.03-all-views4-valS6-s2": ["lam=0.03", "strategy=all", "channel_shuffle=true",
+                                         "val_subject=S6", "n_views=4", "n_sequences=2",
+                                         "seed=2"],
     "mcss-lam0.03-all-ramp300-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
                                        "val_subject=S6", "lam_warmup_steps=300"],
     "mcss-lam0.03-all-margin0.5-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
