@@ -27,6 +27,8 @@ from machine import cpu_model
 
 # name -> --set items on top of the quick preset (1000 steps). lam and the channel shuffle are
 # explicit, so a variant keeps its meaning when the defaults change (they did in session 4).
+# the session-7 defaults (every valid triplet at lam 0.03) with S6 held out for validation
+ALL_S6 = ["lam=0.03", "strategy=all", "channel_shuffle=true", "val_subject=S6"]
 VARIANTS: dict[str, list[str]] = {
     "baseline": ["lam=0", "channel_shuffle=true"],
     "mcss-lam0.01": ["lam=0.01", "channel_shuffle=true"],
@@ -111,20 +113,12 @@ VARIANTS: dict[str, list[str]] = {
     # session 7, on top of the new defaults (every triplet, lam 0.03): 4 views of 2 takes; the
     # term ramped in over 300 steps (its embedding contracts to cosine 0.94 at step 200
     # without); a wider and a narrower margin
-    "mcss-lam0.03-all-views4-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                      "val_subject=S6", "n_views=4", "n_sequences=2"],
-    "mcss-lam0.03-all-views4-valS6-s1": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                         "val_subject=S6", "n_views=4", "n_sequences=2",
-                                         "seed=1"],
-    "mcss-lam0.03-all-views4-valS6-s2": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                         "val_subject=S6", "n_views=4", "n_sequences=2",
-                                         "seed=2"],
-    "mcss-lam0.03-all-ramp300-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                       "val_subject=S6", "lam_warmup_steps=300"],
-    "mcss-lam0.03-all-margin0.5-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                         "val_subject=S6", "margin=0.5"],
-    "mcss-lam0.03-all-margin0.1-valS6": ["lam=0.03", "strategy=all", "channel_shuffle=true",
-                                         "val_subject=S6", "margin=0.1"],
+    "mcss-lam0.03-all-views4-valS6": [*ALL_S6, "n_views=4", "n_sequences=2"],
+    "mcss-lam0.03-all-views4-valS6-s1": [*ALL_S6, "n_views=4", "n_sequences=2", "seed=1"],
+    "mcss-lam0.03-all-views4-valS6-s2": [*ALL_S6, "n_views=4", "n_sequences=2", "seed=2"],
+    "mcss-lam0.03-all-ramp300-valS6": [*ALL_S6, "lam_warmup_steps=300"],
+    "mcss-lam0.03-all-margin0.5-valS6": [*ALL_S6, "margin=0.5"],
+    "mcss-lam0.03-all-margin0.1-valS6": [*ALL_S6, "margin=0.1"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],
@@ -159,9 +153,10 @@ def train(data: Path, run: Path, sets: list[str]) -> float | None:
 
 
 def summarise(run: Path, sets: list[str], seconds: float | None) -> dict[str, Any]:
+    """A finished variant's results; ``sets`` as listed in VARIANTS (PINNED goes under them)."""
     from mcss.config import load_config, resolve_config
 
-    if load_config(run / "config.yaml") != resolve_config("quick", None, sets):
+    if load_config(run / "config.yaml") != resolve_config("quick", None, [*PINNED, *sets]):
         raise SystemExit(f"{run}: trained with another config than {sets}; remove the folder "
                          "to train the variant again")
     final = json.loads((run / "final_metrics.json").read_text())
@@ -203,12 +198,11 @@ def main() -> None:
     results: dict[str, Any] = {"variants": {}}
     before = (json.loads(args.results.read_text())["variants"] if args.results.exists() else {})
     for name in args.variants:
-        sets = [*PINNED, *VARIANTS[name]]  # semi-hard: the default these variants ran with
-        seconds = train(args.data, args.out / name, sets)
+        # semi-hard first: the default these variants ran with
+        seconds = train(args.data, args.out / name, [*PINNED, *VARIANTS[name]])
         if seconds is None:  # reused: keep the time measured when it was trained
             seconds = before.get(name, {}).get("seconds")
-        results["variants"][name] = summarise(args.out / name, sets, seconds) | {
-            "sets": VARIANTS[name]}  # as the tables show it; the caption names the pin
+        results["variants"][name] = summarise(args.out / name, VARIANTS[name], seconds)
         print(f"{name}: {json.dumps(results['variants'][name]['val'])}", flush=True)
     import torch
 
