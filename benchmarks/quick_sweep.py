@@ -119,6 +119,9 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.03-all-ramp300-valS6": [*ALL_S6, "lam_warmup_steps=300"],
     "mcss-lam0.03-all-margin0.5-valS6": [*ALL_S6, "margin=0.5"],
     "mcss-lam0.03-all-margin0.1-valS6": [*ALL_S6, "margin=0.1"],
+    # session 8: views first, then pose: lam decays linearly to 0.03 over the first 500 steps
+    "mcss-lam0.3to0.03-all-valS6": [*ALL_S6, "lam_initial=0.3", "lam_warmup_steps=500"],
+    "mcss-lam1to0.03-all-valS6": [*ALL_S6, "lam_initial=1", "lam_warmup_steps=500"],
     # the same crops seen in twice the steps
     "baseline-b16x2000": ["lam=0", "steps=2000", "batch_labelled=16", "n_sequences=2",
                           "channel_shuffle=true"],

@@ -194,3 +194,18 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path) -> None
     step = int(latest.split("-")[1])
     assert 5 <= step < 5000
     assert not (run / "final_metrics.json").exists()
+
+
+def test_lam_schedule_ramps_up_or_decays_linearly() -> None:
+    from mcss.train import lam_at
+
+    ramp = resolve_config(overrides=["lam=0.1", "lam_warmup_steps=4"])
+    assert [lam_at(ramp, s) for s in (0, 1, 3, 99)] == pytest.approx([0.025, 0.05, 0.1, 0.1])
+    decay = resolve_config(overrides=["lam=0", "lam_initial=1", "lam_warmup_steps=4"])
+    assert [lam_at(decay, s) for s in (0, 1, 3, 4)] == pytest.approx([0.75, 0.5, 0.0, 0.0])
+    assert decay.uses_unlabelled  # lam = 0 at the end, but the term runs before
+    assert not resolve_config(overrides=["lam=0"]).uses_unlabelled
+    with pytest.raises(ConfigError, match="lam_initial"):
+        resolve_config(overrides=["lam_initial=-1"])
+    with pytest.raises(ConfigError, match="needs lam_warmup_steps"):
+        resolve_config(overrides=["lam=0", "lam_initial=1"])

@@ -47,7 +47,8 @@ class TrainConfig:
     n_views: int = 2
     # MCSS term
     lam: float = 0.03  # weight of the triplet loss; 0 is the baseline (chosen on S6 and S8, docs)
-    lam_warmup_steps: int = 0
+    lam_warmup_steps: int = 0  # lam moves linearly from lam_initial to lam over these steps
+    lam_initial: float = 0.0  # > lam: the multi-view term leads early ("views first, then pose")
     forward_unlabelled: bool = False  # with lam = 0: the BatchNorm control
     margin: float = 0.2
     min_gap: int = 4  # frames; closer frames of a take are never negatives
@@ -95,19 +96,22 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_views < 2:
             raise ConfigError(f"n_views must be >= 2 (multi-view positives), got {self.n_views}")
-        if self.lam < 0 or self.margin < 0 or self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError("lam, margin and weight_decay must be >= 0 and lr > 0")
+        if min(self.lam, self.lam_initial, self.margin, self.weight_decay) < 0 or self.lr <= 0:
+            raise ConfigError("lam, lam_initial, margin and weight_decay must be >= 0 and lr > 0")
         if self.max_gap is not None and self.max_gap < self.min_gap:
             raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:
             raise ConfigError("num_workers, warmup_steps and lam_warmup_steps must be >= 0")
+        if self.lam_initial > 0 and not self.lam_warmup_steps:
+            raise ConfigError("lam_initial needs lam_warmup_steps > 0: the steps over which lam "
+                              "moves from lam_initial to lam")
         label_budget(self.labelled)
 
     @property
     def uses_unlabelled(self) -> bool:
-        return self.lam > 0 or self.forward_unlabelled
+        return self.lam > 0 or self.lam_initial > 0 or self.forward_unlabelled
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

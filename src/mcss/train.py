@@ -77,9 +77,12 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 
 
 def lam_at(cfg: TrainConfig, step: int) -> float:
-    """Weight of the triplet loss at ``step`` (linear warm-up when configured)."""
+    """Weight of the triplet loss at ``step``: ``lam``, reached linearly from ``lam_initial``
+    over the first ``lam_warmup_steps`` when configured (a ramp up from 0 by default; from
+    above, the multi-view term leads before the pose fit takes over)."""
     if cfg.lam_warmup_steps and step < cfg.lam_warmup_steps:
-        return cfg.lam * (step + 1) / cfg.lam_warmup_steps
+        done = (step + 1) / cfg.lam_warmup_steps
+        return cfg.lam_initial + (cfg.lam - cfg.lam_initial) * done
     return cfg.lam
 
 
@@ -132,7 +135,8 @@ def _with_triplet(
         loss_triplet, tstats = triplet(distributed.gather_with_grad(out.embedding[n_lab:]),
                                        g(batch["sequence"]), g(batch["time"]), g(batch["camera"]))
         loss = loss + lam * loss_triplet
-        stats |= {"loss_triplet": loss_triplet.item(), "active": tstats["active_fraction"],
+        stats |= {"lam": lam, "loss_triplet": loss_triplet.item(),
+                  "active": tstats["active_fraction"],
                   "triplets": tstats["num_triplets"], "d_ap": tstats["mean_pos_dist"],
                   "d_an": tstats["mean_neg_dist"]}
     stats["loss"] = loss.item()
