@@ -31,6 +31,15 @@ from typing import Any
 from machine import cpu_model
 
 
+def run_labels(runs: list[Path]) -> list[str]:
+    """A run's folder name, or ``parent/name`` for all when two runs share a name (the same
+    variant trained on two datasets), so no result overwrites another."""
+    names = [run.name for run in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{run.parent.name}/{run.name}" for run in runs]
+
+
 def subject_retrieval(runs: list[Path], data: Path, max_queries: int,
                       census_batches: int) -> dict[str, Any]:
     """``{run name: {subject: retrieval results}}`` of within-subject cross-view retrieval."""
@@ -40,7 +49,7 @@ def subject_retrieval(runs: list[Path], data: Path, max_queries: int,
 
     ds = Dataset(data)
     results: dict[str, Any] = {}
-    for run in runs:
+    for run, label in zip(runs, run_labels(runs), strict=True):
         model, cfg, _ = load_trained(run, device="auto")
         per_subject = {}
         for subject in ds.meta["subjects"]:
@@ -49,7 +58,7 @@ def subject_retrieval(runs: list[Path], data: Path, max_queries: int,
             per_subject[subject] = cross_view_retrieval(
                 emb, poses, ds.viewpoint_id[rows], ds.sequence_id[rows], ds.frame[rows],
                 max_queries=max_queries, seed=0)
-        results[run.name] = {"lam": cfg.lam, "strategy": cfg.strategy,
+        results[label] = {"lam": cfg.lam, "strategy": cfg.strategy,
                              "negative_camera": cfg.negative_camera,
                              "val_subject": cfg.val_subject, "subjects": per_subject,
                              "census": pair_census(model, cfg, ds, census_batches)}

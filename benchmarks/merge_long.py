@@ -1,0 +1,55 @@
+"""Combine ``long_schedule.py`` results of separate invocations on one machine into one file.
+
+One invocation trains on one dataset; comparing the same variant on two datasets (the quick
+dataset and the one with extra unlabelled actors) takes two. Each run is named
+``LABEL/run`` after the ``LABEL=PATH`` it came from; the commands are kept in order. Runs of
+different machines are refused: their numbers are not side by side.
+
+    python benchmarks/merge_long.py --results benchmarks/results/long_schedule_cpu.json \\
+        quick=runs/long_std.json extra8=runs/long_x8.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+MACHINE = ("device", "cpu", "cpu_count", "torch", "steps")
+
+
+def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{label: long_schedule result}`` -> one result with runs and retrieval per label."""
+    first = next(iter(parts.values()))
+    merged: dict[str, Any] = {"runs": {}, "retrieval": {}, "commands": []}
+    for label, part in parts.items():
+        differ = [k for k in MACHINE if part.get(k) != first.get(k)]
+        if differ:
+            raise ValueError(f"{label}: {', '.join(differ)} differ from the first result's; "
+                             "only runs of one machine and schedule are merged")
+        merged["runs"] |= {f"{label}/{name}": run for name, run in part["runs"].items()}
+        merged["retrieval"] |= {f"{label}/{name}": r for name, r in part["retrieval"].items()
+                                if name != "random"}
+        merged["commands"].append(part["command"])
+    merged["retrieval"]["random"] = first["retrieval"]["random"]
+    return merged | {k: first[k] for k in MACHINE} | {"command": "; ".join(merged["commands"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("parts", nargs="+", help="LABEL=PATH of a long_schedule.py result")
+    ap.add_argument("--results", type=Path, required=True)
+    args = ap.parse_args()
+    parts = {}
+    for item in args.parts:
+        label, sep, path = item.partition("=")
+        if not sep:
+            ap.error(f"{item!r}: expected LABEL=PATH")
+        parts[label] = json.loads(Path(path).read_text())
+    args.results.write_text(json.dumps(merge(parts), indent=1) + "\n")
+    print(f"wrote {args.results}: {len(parts)} results")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The merge of long-schedule results from separate invocations (benchmarks/merge_long.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from merge_long import merge  # noqa: E402
+
+
+def _result(command: str, cpu: str = "xeon") -> dict:
+    return {"runs": {"mcss-s0": {"test": {"canonical_mpjpe": 1.0}}},
+            "retrieval": {"mcss": {"hit@1/75mm": 0.3}, "random": {"hit@1/75mm": 0.02}},
+            "device": "cpu", "cpu": cpu, "cpu_count": 2, "torch": "2", "steps": 6000,
+            "command": command}
+
+
+def test_runs_are_named_after_their_part_and_commands_kept_in_order() -> None:
+    merged = merge({"quick": _result("a"), "extra8": _result("b")})
+    assert list(merged["runs"]) == ["quick/mcss-s0", "extra8/mcss-s0"]
+    assert list(merged["retrieval"]) == ["quick/mcss", "extra8/mcss", "random"]
+    assert merged["command"] == "a; b" and merged["cpu"] == "xeon"
+
+
+def test_results_of_another_machine_are_refused() -> None:
+    with pytest.raises(ValueError, match="extra8: cpu differ"):
+        merge({"quick": _result("a"), "extra8": _result("b", cpu="epyc")})
