@@ -97,6 +97,9 @@ CAPTIONS = {
                                 "long_schedule_lam0.001 on the same GPU",
     "reproduce_full_session3": "session-3 defaults, on the CPU",
     "reproduce_curve": "session-3 defaults (lam 0.01, semi-hard triplets, channel shuffle)",
+    "long_schedule_cpu_extra8": "the current defaults on the quick dataset and on the one with "
+                                "8 more unlabelled actors, beside a baseline; 2 CPU cores, 2 "
+                                "runs at a time with 1 thread each (benchmarks/merge_long.py)",
     "long_schedule_all": "the current defaults (lam 0.03, every valid triplet) and lam 0.1, 3 "
                          "seeds each, beside 2 baseline seeds and a control",
     "long_schedule_defaults": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
@@ -219,6 +222,7 @@ def main() -> None:
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_cpu_extra8", long_schedule_table),
                        ("long_schedule_all", long_schedule_table),
                        ("long_schedule_defaults", long_schedule_table),
                        ("long_schedule_lam0.003", long_schedule_table),
