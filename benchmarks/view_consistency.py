@@ -59,9 +59,9 @@ def subject_retrieval(runs: list[Path], data: Path, max_queries: int,
                 emb, poses, ds.viewpoint_id[rows], ds.sequence_id[rows], ds.frame[rows],
                 max_queries=max_queries, seed=0)
         results[label] = {"lam": cfg.lam, "strategy": cfg.strategy,
-                             "negative_camera": cfg.negative_camera,
-                             "val_subject": cfg.val_subject, "subjects": per_subject,
-                             "census": pair_census(model, cfg, ds, census_batches)}
+                          "negative_camera": cfg.negative_camera,
+                          "val_subject": cfg.val_subject, "subjects": per_subject,
+                          "census": pair_census(model, cfg, ds, census_batches)}
     return results
 
 
