@@ -155,11 +155,12 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
         t, v = run["test"], run["val_curve"][-1]
         fit = f"{v['fit_canonical_mpjpe']:.1f}" if "fit_canonical_mpjpe" in v else ""
         steps = f"{run['steps_done']}" + ("" if run["finished"] else " (stopped)")
+        seconds = "" if run["seconds"] is None else f"{run['seconds']:.0f}"  # None: resumed
         rows.append(
             f"| {name} | {steps} | {fit} | {v['canonical_mpjpe']:.1f} | "
             f"{t['canonical_mpjpe']:.1f} | {t['mpjpe']:.1f} | {t['pa_mpjpe']:.1f} | "
             f"{t['monitors']['embedding_cosine']:.2f} | "
-            f"{100 * t['monitors']['spread_ratio']:.0f}% | {run['seconds']:.0f} |")
+            f"{100 * t['monitors']['spread_ratio']:.0f}% | {seconds} |")
     hits = ", ".join(f"{name} {100 * v['hit@1/75mm']:.1f}%" for name, v in r["retrieval"].items())
     refs = next(iter(r["runs"].values()))["references"]
     caption = _suffix(caption)
