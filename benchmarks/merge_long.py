@@ -22,7 +22,8 @@ MACHINE = ("device", "cpu", "cpu_count", "torch", "steps")
 def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``{label: long_schedule result}`` -> one result with runs and retrieval per label."""
     first = next(iter(parts.values()))
-    merged: dict[str, Any] = {"runs": {}, "retrieval": {}, "commands": []}
+    merged: dict[str, Any] = {"runs": {}, "retrieval": {}}
+    commands = []
     for label, part in parts.items():
         differ = [k for k in MACHINE if part.get(k) != first.get(k)]
         if differ:
@@ -31,9 +32,9 @@ def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
         merged["runs"] |= {f"{label}/{name}": run for name, run in part["runs"].items()}
         merged["retrieval"] |= {f"{label}/{name}": r for name, r in part["retrieval"].items()
                                 if name != "random"}
-        merged["commands"].append(part["command"])
+        commands.append(part["command"])
     merged["retrieval"]["random"] = first["retrieval"]["random"]
-    return merged | {k: first[k] for k in MACHINE} | {"command": "; ".join(merged["commands"])}
+    return merged | {k: first[k] for k in MACHINE} | {"command": "; ".join(commands)}
 
 
 def main() -> None:
