@@ -2,8 +2,9 @@
 
 One invocation trains on one dataset; comparing the same variant on two datasets (the quick
 dataset and the one with extra unlabelled actors) takes two. Each run is named
-``LABEL/run`` after the ``LABEL=PATH`` it came from; the commands are kept in order. Runs of
-different machines are refused: their numbers are not side by side.
+``LABEL/run`` after the ``LABEL=PATH`` it came from; a bare ``PATH`` is an earlier merge
+whose runs keep their names, so a merged result can grow. The commands are kept in order.
+Runs of different machines are refused: their numbers are not side by side.
 
     python benchmarks/merge_long.py --results benchmarks/results/long_schedule_cpu.json \\
         quick=runs/long_std.json extra8=runs/long_x8.json
@@ -19,19 +20,30 @@ from typing import Any
 MACHINE = ("device", "cpu", "cpu_count", "torch", "steps")
 
 
-def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``{label: long_schedule result}`` -> one result with runs and retrieval per label."""
-    first = next(iter(parts.values()))
+def _named(label: str | None, items: dict[str, Any]) -> dict[str, Any]:
+    """Items renamed ``label/name`` (kept as they are for ``label=None``); no random ranking."""
+    prefix = "" if label is None else f"{label}/"
+    return {f"{prefix}{name}": v for name, v in items.items() if name != "random"}
+
+
+def merge(parts: list[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
+    """``[(label, long_schedule result)]`` -> one result with runs and retrieval per label.
+
+    A part with label ``None`` is an earlier merge: its names already carry their labels.
+    """
+    first = parts[0][1]
     merged: dict[str, Any] = {"runs": {}, "retrieval": {}}
     commands = []
-    for label, part in parts.items():
+    for label, part in parts:
         differ = [k for k in MACHINE if part.get(k) != first.get(k)]
         if differ:
-            raise ValueError(f"{label}: {', '.join(differ)} differ from the first result's; "
-                             "only runs of one machine and schedule are merged")
-        merged["runs"] |= {f"{label}/{name}": run for name, run in part["runs"].items()}
-        merged["retrieval"] |= {f"{label}/{name}": r for name, r in part["retrieval"].items()
-                                if name != "random"}
+            raise ValueError(f"{label or 'merged'}: {', '.join(differ)} differ from the first "
+                             "result's; only runs of one machine and schedule are merged")
+        runs = _named(label, part["runs"])
+        if clash := sorted(runs.keys() & merged["runs"].keys()):
+            raise ValueError(f"run names given twice: {', '.join(clash)}")
+        merged["runs"] |= runs
+        merged["retrieval"] |= _named(label, part["retrieval"])
         commands.append(part["command"])
     merged["retrieval"]["random"] = first["retrieval"]["random"]
     return merged | {k: first[k] for k in MACHINE} | {"command": "; ".join(commands)}
@@ -39,15 +51,15 @@ def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("parts", nargs="+", help="LABEL=PATH of a long_schedule.py result")
+    ap.add_argument("parts", nargs="+", help="LABEL=PATH of a long_schedule.py result, or "
+                    "PATH of an earlier merge")
     ap.add_argument("--results", type=Path, required=True)
     args = ap.parse_args()
-    parts = {}
+    parts = []
     for item in args.parts:
         label, sep, path = item.partition("=")
-        if not sep:
-            ap.error(f"{item!r}: expected LABEL=PATH")
-        parts[label] = json.loads(Path(path).read_text())
+        parts.append((label, json.loads(Path(path).read_text())) if sep
+                     else (None, json.loads(Path(item).read_text())))
     args.results.write_text(json.dumps(merge(parts), indent=1) + "\n")
     print(f"wrote {args.results}: {len(parts)} results")
 

@@ -19,7 +19,7 @@ def _result(command: str, cpu: str = "xeon") -> dict:
 
 
 def test_runs_are_named_after_their_part_and_commands_kept_in_order() -> None:
-    merged = merge({"quick": _result("a"), "extra8": _result("b")})
+    merged = merge([("quick", _result("a")), ("extra8", _result("b"))])
     assert list(merged["runs"]) == ["quick/mcss-s0", "extra8/mcss-s0"]
     assert list(merged["retrieval"]) == ["quick/mcss", "extra8/mcss", "random"]
     assert merged["command"] == "a; b" and merged["cpu"] == "xeon"
@@ -27,4 +27,17 @@ def test_runs_are_named_after_their_part_and_commands_kept_in_order() -> None:
 
 def test_results_of_another_machine_are_refused() -> None:
     with pytest.raises(ValueError, match="extra8: cpu differ"):
-        merge({"quick": _result("a"), "extra8": _result("b", cpu="epyc")})
+        merge([("quick", _result("a")), ("extra8", _result("b", cpu="epyc"))])
+
+
+def test_an_earlier_merge_keeps_its_names_and_grows() -> None:
+    earlier = merge([("quick", _result("a"))])
+    grown = merge([(None, earlier), ("extra16", _result("c"))])
+    assert list(grown["runs"]) == ["quick/mcss-s0", "extra16/mcss-s0"]
+    assert list(grown["retrieval"]) == ["quick/mcss", "extra16/mcss", "random"]
+    assert grown["command"] == "a; c"
+
+
+def test_a_run_name_given_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="given twice: quick/mcss-s0"):
+        merge([("quick", _result("a")), ("quick", _result("b"))])
