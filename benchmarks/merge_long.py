@@ -43,7 +43,8 @@ def merge(parts: list[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
         if clash := sorted(runs.keys() & merged["runs"].keys()):
             raise ValueError(f"run names given twice: {', '.join(clash)}")
         merged["runs"] |= runs
-        merged["retrieval"] |= _named(label, part["retrieval"])
+        retrieval = _named(label, part["retrieval"])  # a variant's first part wins: first seed
+        merged["retrieval"] |= {k: v for k, v in retrieval.items() if k not in merged["retrieval"]}
         commands.append(part["command"])
     merged["retrieval"]["random"] = first["retrieval"]["random"]
     return merged | {k: first[k] for k in MACHINE} | {"command": "; ".join(commands)}

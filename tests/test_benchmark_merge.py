@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from merge_long import merge  # noqa: E402
 
 
-def _result(command: str, cpu: str = "xeon") -> dict:
-    return {"runs": {"mcss-s0": {"test": {"canonical_mpjpe": 1.0}}},
-            "retrieval": {"mcss": {"hit@1/75mm": 0.3}, "random": {"hit@1/75mm": 0.02}},
+def _result(command: str, cpu: str = "xeon", seed: int = 0, hit: float = 0.3) -> dict:
+    return {"runs": {f"mcss-s{seed}": {"test": {"canonical_mpjpe": 1.0}}},
+            "retrieval": {"mcss": {"hit@1/75mm": hit}, "random": {"hit@1/75mm": 0.02}},
             "device": "cpu", "cpu": cpu, "cpu_count": 2, "torch": "2", "steps": 6000,
             "command": command}
 
@@ -41,3 +41,9 @@ def test_an_earlier_merge_keeps_its_names_and_grows() -> None:
 def test_a_run_name_given_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="given twice: quick/mcss-s0"):
         merge([("quick", _result("a")), ("quick", _result("b"))])
+
+
+def test_a_later_seed_of_a_variant_keeps_the_first_seeds_retrieval() -> None:
+    merged = merge([("x16", _result("a")), ("x16", _result("b", seed=1, hit=0.5))])
+    assert list(merged["runs"]) == ["x16/mcss-s0", "x16/mcss-s1"]
+    assert merged["retrieval"]["x16/mcss"]["hit@1/75mm"] == 0.3
