@@ -3,8 +3,10 @@ variants trained side by side for many more steps than the reproduction presets.
 
 Each variant is one ``python -m mcss train`` process; ``--parallel`` of them share the machine
 (on one GPU they share it too). A run still going at ``--timeout`` is stopped with SIGTERM,
-which saves a checkpoint; it is evaluated as it stands and marked unfinished. Then every run is
-evaluated on the test split and the first seed of each variant in cross-view retrieval.
+which saves a checkpoint; it is evaluated as it stands and marked unfinished. The same command
+again continues it (``--resume``) and reuses a finished run; their seconds are left blank, since
+they are not one run's wall clock. Then every run is evaluated on the test split and the first
+seed of each variant in cross-view retrieval.
 Settings are chosen on the validation subject (S8); the test numbers are reported, never tuned.
 
     python benchmarks/long_schedule.py --data runs/full/data --out runs/long --steps 8000
@@ -62,20 +64,26 @@ DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")
 
 def _launch(data: Path, run: Path, variant: str, seed: int, steps: int,
             extra: list[str], threads: int) -> subprocess.Popen:
+    """One ``mcss train`` process for the run, continuing it when it has a checkpoint."""
     sets = [*PINNED, *VARIANTS[variant], f"seed={seed}", f"steps={steps}",
             f"val_every={max(steps // 8, 1)}", f"ckpt_every={max(steps // 4, 1)}", *extra]
     cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
            "--preset", "full", *[a for s in sets for a in ("--set", s)]]
+    resume = (run / "checkpoints" / "latest").exists()
     run.mkdir(parents=True, exist_ok=True)
-    log = (run / "train.log").open("w")
+    log = (run / "train.log").open("a" if resume else "w")
+    cmd += ["--resume"] * resume
     env = {"OMP_NUM_THREADS": str(threads)} | os.environ  # a user's explicit setting wins
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, parallel: int,
               timeout: float, extra: list[str]) -> dict[str, float]:
-    """Train the runs, ``parallel`` at a time; returns each run's wall-clock seconds."""
-    pending, active, seconds = list(runs), {}, {}
+    """Train the runs, ``parallel`` at a time; returns the wall-clock seconds of each run
+    trained from scratch here (a finished run is reused, a stopped one continued)."""
+    pending = [r for r in runs if not (out / f"{r[0]}-s{r[1]}" / "final_metrics.json").exists()]
+    active: dict[str, tuple[subprocess.Popen, float | None]] = {}
+    seconds: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     threads = max(1, (os.cpu_count() or 1) // parallel)  # as `mcss reproduce --parallel`
     while pending or active:
@@ -84,17 +92,19 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
         while pending and len(active) < parallel:
             variant, seed = pending.pop(0)
             name = f"{variant}-s{seed}"
+            fresh = not (out / name / "checkpoints" / "latest").exists()
             active[name] = (_launch(data, out / name, variant, seed, steps, extra, threads),
-                            time.monotonic())
+                            time.monotonic() if fresh else None)
         time.sleep(2)
         for name, (proc, began) in list(active.items()):
             if time.monotonic() > deadline and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # saves a checkpoint, exits 130
                 proc.wait()
             if proc.poll() is not None:
-                seconds[name] = time.monotonic() - began
                 del active[name]
-                print(f"{name}: exit {proc.returncode} after {seconds[name]:.0f} s", flush=True)
+                if began is not None:
+                    seconds[name] = time.monotonic() - began
+                print(f"{name}: exit {proc.returncode}", flush=True)
     return seconds
 
 
