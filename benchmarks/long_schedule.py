@@ -179,7 +179,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--parallel", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds for all training")
+    ap.add_argument("--timeout", type=float, default=float("inf"),
+                    help="seconds for all training, then stopped runs are evaluated as they "
+                    "stand (default: no limit)")
     ap.add_argument("--runs", nargs="*", default=DEFAULT_RUNS, help="VARIANT:SEED items")
     ap.add_argument("--extra-subjects", type=int, default=0,
                     help="when --data is synthesised here: unlabelled actors X1.. added")
