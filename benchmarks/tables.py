@@ -97,9 +97,11 @@ CAPTIONS = {
                                 "long_schedule_lam0.001 on the same GPU",
     "reproduce_full_session3": "session-3 defaults, on the CPU",
     "reproduce_curve": "session-3 defaults (lam 0.01, semi-hard triplets, channel shuffle)",
-    "long_schedule_cpu_extra8": "the current defaults on the quick dataset and on the one with "
-                                "8 more unlabelled actors, beside a baseline; 2 CPU cores, 2 "
-                                "runs at a time with 1 thread each (benchmarks/merge_long.py)",
+    "long_schedule_cpu_actors": "the current defaults on the quick dataset and with 8, 16 and 32 "
+                                "more unlabelled actors, beside a baseline, a BatchNorm control "
+                                "and a baseline with S1 and S5-S7 labelled (the supervised "
+                                "ceiling); 2 CPU cores, 2 runs at a time with 1 thread each "
+                                "(benchmarks/merge_long.py)",
     "long_schedule_all": "the current defaults (lam 0.03, every valid triplet) and lam 0.1, 3 "
                          "seeds each, beside 2 baseline seeds and a control",
     "long_schedule_defaults": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
@@ -155,7 +157,7 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
         t, v = run["test"], run["val_curve"][-1]
         fit = f"{v['fit_canonical_mpjpe']:.1f}" if "fit_canonical_mpjpe" in v else ""
         steps = f"{run['steps_done']}" + ("" if run["finished"] else " (stopped)")
-        seconds = "" if run["seconds"] is None else f"{run['seconds']:.0f}"  # None: resumed
+        seconds = "" if run["seconds"] is None else f"{run['seconds']:.0f}"  # None: continued
         rows.append(
             f"| {name} | {steps} | {fit} | {v['canonical_mpjpe']:.1f} | "
             f"{t['canonical_mpjpe']:.1f} | {t['mpjpe']:.1f} | {t['pa_mpjpe']:.1f} | "
@@ -223,7 +225,7 @@ def main() -> None:
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
-                       ("long_schedule_cpu_extra8", long_schedule_table),
+                       ("long_schedule_cpu_actors", long_schedule_table),
                        ("long_schedule_all", long_schedule_table),
                        ("long_schedule_defaults", long_schedule_table),
                        ("long_schedule_lam0.003", long_schedule_table),
