@@ -99,8 +99,8 @@ CAPTIONS = {
     "reproduce_curve": "session-3 defaults (lam 0.01, semi-hard triplets, channel shuffle)",
     "long_schedule_cpu_actors": "the current defaults on the quick dataset and with 8, 16 and 32 "
                                 "more unlabelled actors, beside a baseline, a BatchNorm control "
-                                "and a baseline with S1 and S5-S7 labelled (the supervised "
-                                "ceiling); 2 CPU cores, 2 runs at a time with 1 thread each "
+                                "and a baseline with S1 and S5-S7 labelled (a supervised "
+                                "reference); 2 CPU cores, 2 runs at a time with 1 thread each "
                                 "(benchmarks/merge_long.py)",
     "long_schedule_all": "the current defaults (lam 0.03, every valid triplet) and lam 0.1, 3 "
                          "seeds each, beside 2 baseline seeds and a control",
