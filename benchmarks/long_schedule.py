@@ -104,7 +104,8 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
                 del active[name]
                 if began is not None:
                     seconds[name] = time.monotonic() - began
-                print(f"{name}: exit {proc.returncode}", flush=True)
+                took = f" after {seconds[name]:.0f} s" if name in seconds else " (continued)"
+                print(f"{name}: exit {proc.returncode}{took}", flush=True)
     return seconds
 
 
