@@ -63,13 +63,12 @@ DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")
 
 
 def _launch(data: Path, run: Path, variant: str, seed: int, steps: int,
-            extra: list[str], threads: int) -> subprocess.Popen:
-    """One ``mcss train`` process for the run, continuing it when it has a checkpoint."""
+            extra: list[str], threads: int, resume: bool) -> subprocess.Popen:
+    """One ``mcss train`` process for the run; ``resume`` continues it from its checkpoint."""
     sets = [*PINNED, *VARIANTS[variant], f"seed={seed}", f"steps={steps}",
             f"val_every={max(steps // 8, 1)}", f"ckpt_every={max(steps // 4, 1)}", *extra]
     cmd = [sys.executable, "-m", "mcss", "train", "--data", str(data), "--out", str(run),
            "--preset", "full", *[a for s in sets for a in ("--set", s)]]
-    resume = (run / "checkpoints" / "latest").exists()
     run.mkdir(parents=True, exist_ok=True)
     log = (run / "train.log").open("a" if resume else "w")
     cmd += ["--resume"] * resume
@@ -92,9 +91,9 @@ def train_all(data: Path, out: Path, runs: list[tuple[str, int]], steps: int, pa
         while pending and len(active) < parallel:
             variant, seed = pending.pop(0)
             name = f"{variant}-s{seed}"
-            fresh = not (out / name / "checkpoints" / "latest").exists()
-            active[name] = (_launch(data, out / name, variant, seed, steps, extra, threads),
-                            time.monotonic() if fresh else None)
+            resume = (out / name / "checkpoints" / "latest").exists()
+            active[name] = (_launch(data, out / name, variant, seed, steps, extra, threads,
+                                    resume), None if resume else time.monotonic())
         time.sleep(2)
         for name, (proc, began) in list(active.items()):
             if time.monotonic() > deadline and proc.poll() is None:

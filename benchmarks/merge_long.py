@@ -59,8 +59,9 @@ def main() -> None:
     parts = []
     for item in args.parts:
         label, sep, path = item.partition("=")
-        parts.append((label, json.loads(Path(path).read_text())) if sep
-                     else (None, json.loads(Path(item).read_text())))
+        if not sep:
+            label, path = None, item
+        parts.append((label, json.loads(Path(path).read_text())))
     args.results.write_text(json.dumps(merge(parts), indent=1) + "\n")
     print(f"wrote {args.results}: {len(parts)} results")
 
