@@ -189,9 +189,62 @@ def label_curve_figure() -> Path:
                             {"mean_pose_mpjpe": refs["mean_pose_mpjpe"]})
 
 
+def actors_figure() -> Path:
+    """MCSS at 6000 steps against the number of unlabelled actors added: test and S8
+    canonical MPJPE, and cross-view Hit@1, with the baseline, the BatchNorm control, the
+    supervised reference and the issue's targets as lines (CPU runs of sessions 8-9)."""
+    import json
+
+    results = json.loads((RESULTS / "long_schedule_cpu_actors.json").read_text())
+    runs, retrieval = results["runs"], results["retrieval"]
+    mcss = {0: "quick", 8: "extra8", 16: "extra16", 32: "extra32"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, title, value in (
+        (axes[0], "test (S9/S11) canonical MPJPE", lambda r: r["test"]["canonical_mpjpe"]),
+        (axes[1], "validation (S8) canonical MPJPE",
+         lambda r: r["val_curve"][-1]["canonical_mpjpe"]),
+    ):
+        for actors, label in mcss.items():
+            seeds = [value(r) for k, r in runs.items() if k.startswith(f"{label}/mcss-")]
+            ax.scatter([actors] * len(seeds), seeds, color="tab:green", s=22,
+                       label="MCSS (dots: seeds)" if actors == 0 else None)
+        means = [np.mean([value(r) for k, r in runs.items() if k.startswith(f"{label}/mcss-")])
+                 for label in mcss.values()]
+        ax.plot(list(mcss), means, color="tab:green", lw=1)
+        ax.scatter([8], [value(runs["extra8/control-s0"])], color="tab:gray", marker="s",
+                   s=28, label="BatchNorm control")
+        base = value(runs["baseline/baseline-s0"])
+        ax.axhline(base, color="tab:blue", lw=1, label="baseline (S1 labelled)")
+        ax.axhline(value(runs["supervised/baseline-s0"]), color="tab:purple", ls="-.", lw=1,
+                   label="baseline, S1+S5-S7 labelled")
+        ax.axhline(0.75 * base, color="black", ls=":", lw=1, label="target: -25%")
+        ax.set_title(title)
+        ax.set_ylabel("mm")
+    axes[0].axhline(runs["baseline/baseline-s0"]["references"]["mean_pose_mpjpe"],
+                    color="tab:red", ls="--", lw=1, label="mean-pose predictor")
+    hits = {actors: retrieval[f"{label}/mcss-lam0.03-all"]["hit@1/75mm"] * 100
+            for actors, label in mcss.items()}
+    axes[2].plot(list(hits), list(hits.values()), "o-", color="tab:green", label="MCSS")
+    axes[2].scatter([8], [retrieval["extra8/control"]["hit@1/75mm"] * 100], color="tab:gray",
+                    marker="s", s=28, label="BatchNorm control")
+    base_hit = retrieval["baseline/baseline"]["hit@1/75mm"] * 100
+    axes[2].axhline(base_hit, color="tab:blue", lw=1, label="baseline")
+    axes[2].axhline(retrieval["random"]["hit@1/75mm"] * 100, color="tab:red", ls="--", lw=1,
+                    label="random ranking")
+    axes[2].axhline(2 * base_hit, color="black", ls=":", lw=1, label="target: 2x baseline")
+    axes[2].set_title("cross-view Hit@1 (75 mm, test)")
+    axes[2].set_ylabel("%")
+    for ax in axes:
+        ax.set_xticks(list(mcss))
+        ax.set_xlabel("unlabelled actors added (6000 steps)")
+        ax.legend(fontsize=6)
+    return _save(fig, "actors.png")
+
+
 if __name__ == "__main__":
     print(canonical_frame_figure())
     print(long_schedule_figure())
     print(label_curve_figure())
     print(validation_subjects_figure())
     print(schedule_gain_figure())
+    print(actors_figure())
