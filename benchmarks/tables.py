@@ -102,6 +102,9 @@ CAPTIONS = {
                                 "and a baseline with S1 and S5-S7 labelled (a supervised "
                                 "reference); 2 CPU cores, 2 runs at a time with 1 thread each "
                                 "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_12k": "twice the schedule of long_schedule_cpu_actors: the baseline "
+                             "and MCSS with 32 more unlabelled actors; 2 CPU cores, 2 runs at "
+                             "a time with 1 thread each (benchmarks/merge_long.py)",
     "long_schedule_all": "the current defaults (lam 0.03, every valid triplet) and lam 0.1, 3 "
                          "seeds each, beside 2 baseline seeds and a control",
     "long_schedule_defaults": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
@@ -225,6 +228,7 @@ def main() -> None:
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_cpu_12k", long_schedule_table),
                        ("long_schedule_cpu_actors", long_schedule_table),
                        ("long_schedule_all", long_schedule_table),
                        ("long_schedule_defaults", long_schedule_table),

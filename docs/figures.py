@@ -241,6 +241,34 @@ def actors_figure() -> Path:
     return _save(fig, "actors.png")
 
 
+def schedule_12k_figure() -> Path:
+    """Baseline and MCSS (32 more actors) at 6000 and 12000 steps on the CPU: S8 canonical
+    MPJPE and the labelled fit (canonical MPJPE on S1) against step."""
+    import json
+
+    def load(name: str) -> dict:
+        return json.loads((RESULTS / f"{name}.json").read_text())["runs"]
+
+    runs = {6000: load("long_schedule_cpu_actors"), 12000: load("long_schedule_cpu_12k")}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for steps, results in runs.items():
+        for label, name, colour in (("baseline", "baseline/baseline-s0", "tab:blue"),
+                                    ("MCSS +32 actors", "extra32/mcss-lam0.03-all-s0",
+                                     "tab:green")):
+            curve = results[name]["val_curve"]
+            x = [row["step"] for row in curve]
+            for ax, key in zip(axes, ("canonical_mpjpe", "fit_canonical_mpjpe"), strict=True):
+                ax.plot(x, [row[key] for row in curve], color=colour, marker=".",
+                        ls="-" if steps == 12000 else "--", label=f"{label}, {steps} steps")
+    axes[0].set_title("validation (S8) canonical MPJPE")
+    axes[1].set_title("labelled fit: canonical MPJPE on S1")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.set_ylabel("mm")
+        ax.legend(fontsize=7)
+    return _save(fig, "schedule_12k.png")
+
+
 if __name__ == "__main__":
     print(canonical_frame_figure())
     print(long_schedule_figure())
@@ -248,3 +276,4 @@ if __name__ == "__main__":
     print(validation_subjects_figure())
     print(schedule_gain_figure())
     print(actors_figure())
+    print(schedule_12k_figure())
