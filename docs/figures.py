@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,11 @@ from mcss.skeleton import BONES, JOINT_NAMES  # noqa: E402
 
 OUT = Path(__file__).parent / "images"
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def _result(name: str) -> dict:
+    """A committed benchmark result, ``benchmarks/results/<name>.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text())
 
 
 def _save(fig: plt.Figure, name: str) -> Path:
@@ -65,11 +71,9 @@ def canonical_frame_figure() -> Path:
 
 def long_schedule_figure() -> Path:
     """Validation (S8) canonical and camera-frame MPJPE against step, per long-schedule run."""
-    import json
-
     from mcss.report import COLOURS
 
-    results = json.loads((RESULTS / "long_schedule.json").read_text())
+    results = _result("long_schedule")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, run in results["runs"].items():
         variant = name.rsplit("-s", 1)[0]
@@ -92,9 +96,7 @@ def long_schedule_figure() -> Path:
 def validation_subjects_figure() -> Path:
     """Quick-preset baseline on each validation subject, with and without the channel
     shuffle, against that subject's mean-pose predictor (from quick_sweep.json)."""
-    import json
-
-    variants = json.loads((RESULTS / "quick_sweep.json").read_text())["variants"]
+    variants = _result("quick_sweep")["variants"]
     subjects = {"S8": "", "S7": "-valS7", "S6": "-valS6", "S5": "-valS5"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     x = np.arange(len(subjects))
@@ -122,14 +124,9 @@ def schedule_gain_figure() -> Path:
     """Test MPJPE of each seed at 2400 steps (the full preset) and 6000 steps (the long
     schedule) for the session-6 defaults and the current ones, and each run's labelled fit:
     how far the test error is from the error on the labelled actor."""
-    import json
-
-    def load(name: str) -> dict:
-        return json.loads((RESULTS / f"{name}.json").read_text())
-
     long: dict[str, list[dict]] = {}
     for name in ("long_schedule_defaults", "long_schedule_all"):
-        for run_name, run in load(name)["runs"].items():
+        for run_name, run in _result(name)["runs"].items():
             long.setdefault(run_name.rsplit("-s", 1)[0], []).append(run)
     methods = [("baseline", "reproduce_full_lam0.001", "baseline", "baseline", "tab:blue"),
                ("control", "reproduce_full_lam0.001", "control", "control", "tab:gray"),
@@ -138,7 +135,8 @@ def schedule_gain_figure() -> Path:
                ("MCSS all triplets, lam 0.03", "reproduce_full", "mcss", "mcss-lam0.03-all",
                 "tab:green")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    full = {name: load(name)["methods"] for name in ("reproduce_full_lam0.001", "reproduce_full")}
+    full = {name: _result(name)["methods"]
+            for name in ("reproduce_full_lam0.001", "reproduce_full")}
     for i, (label, full_name, full_key, long_key, colour) in enumerate(methods):
         m = full[full_name][full_key]
         points = {0: (m["canonical_mpjpe"]["per_seed"], m["mpjpe"]["per_seed"],
@@ -174,12 +172,10 @@ def schedule_gain_figure() -> Path:
 
 def label_curve_figure() -> Path:
     """The curve preset's label-efficiency curve, from its committed results."""
-    import json
-
     from mcss.config import label_budget
     from mcss.report import plot_label_curve
 
-    results = json.loads((RESULTS / "reproduce_curve.json").read_text())
+    results = _result("reproduce_curve")
     curve: dict[str, dict[float, float]] = {}
     for key, m in results["methods"].items():
         fraction = label_budget(m["label"])[1] or 0.0
@@ -193,9 +189,7 @@ def actors_figure() -> Path:
     """MCSS at 6000 steps against the number of unlabelled actors added: test and S8
     canonical MPJPE, and cross-view Hit@1, with the baseline, the BatchNorm control, the
     supervised reference and the issue's targets as lines (CPU runs of sessions 8-9)."""
-    import json
-
-    results = json.loads((RESULTS / "long_schedule_cpu_actors.json").read_text())
+    results = _result("long_schedule_cpu_actors")
     runs, retrieval = results["runs"], results["retrieval"]
     mcss = {0: "quick", 8: "extra8", 16: "extra16", 32: "extra32"}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -244,12 +238,8 @@ def actors_figure() -> Path:
 def schedule_12k_figure() -> Path:
     """Baseline and MCSS (32 more actors) at 6000 and 12000 steps on the CPU: S8 canonical
     MPJPE and the labelled fit (canonical MPJPE on S1) against step."""
-    import json
-
-    def load(name: str) -> dict:
-        return json.loads((RESULTS / f"{name}.json").read_text())["runs"]
-
-    runs = {6000: load("long_schedule_cpu_actors"), 12000: load("long_schedule_cpu_12k")}
+    runs = {6000: _result("long_schedule_cpu_actors")["runs"],
+            12000: _result("long_schedule_cpu_12k")["runs"]}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for steps, results in runs.items():
         for label, name, colour in (("baseline", "baseline/baseline-s0", "tab:blue"),
