@@ -198,13 +198,12 @@ def actors_figure() -> Path:
         (axes[1], "validation (S8) canonical MPJPE",
          lambda r: r["val_curve"][-1]["canonical_mpjpe"]),
     ):
-        for actors, label in mcss.items():
-            seeds = [value(r) for k, r in runs.items() if k.startswith(f"{label}/mcss-")]
-            ax.scatter([actors] * len(seeds), seeds, color="tab:green", s=22,
+        seeds = {actors: [value(r) for k, r in runs.items() if k.startswith(f"{label}/mcss-")]
+                 for actors, label in mcss.items()}
+        for actors, values in seeds.items():
+            ax.scatter([actors] * len(values), values, color="tab:green", s=22,
                        label="MCSS (dots: seeds)" if actors == 0 else None)
-        means = [np.mean([value(r) for k, r in runs.items() if k.startswith(f"{label}/mcss-")])
-                 for label in mcss.values()]
-        ax.plot(list(mcss), means, color="tab:green", lw=1)
+        ax.plot(list(seeds), [np.mean(v) for v in seeds.values()], color="tab:green", lw=1)
         ax.scatter([8], [value(runs["extra8/control-s0"])], color="tab:gray", marker="s",
                    s=28, label="BatchNorm control")
         base = value(runs["baseline/baseline-s0"])
