@@ -258,6 +258,47 @@ def schedule_12k_figure() -> Path:
     return _save(fig, "schedule_12k.png")
 
 
+LEVERS = {  # run in long_schedule_cpu_levers -> label
+    "extra32/baseline-s0": "baseline",
+    "extra32/control-s0": "BatchNorm control, +32",
+    "extra32/mcss-lam0.03-all-s0": "MCSS, +32 actors",
+    "extra64/mcss-lam0.03-all-s0": "MCSS, +64 actors",
+    "extra32/mcss-lam1to0.03-all-s0": "MCSS, +32, lam 1 -> 0.03",
+}
+
+
+def levers_figure() -> Path:
+    """Session 11's levers at 6000 steps on one CPU machine: the S8 curve of every run, and
+    test canonical and PA-MPJPE as bars with the mean-pose predictor and the -25% target."""
+    runs = _result("long_schedule_cpu_levers")["runs"]
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for name, label in LEVERS.items():
+        curve = runs[name]["val_curve"]
+        curves.plot([r["step"] for r in curve], [r["canonical_mpjpe"] for r in curve],
+                    marker=".", label=label)
+    curves.set_title("validation (S8) canonical MPJPE")
+    curves.set_xlabel("step")
+    y = np.arange(len(LEVERS))
+    for offset, key, label, colour in ((-0.2, "canonical_mpjpe", "canonical MPJPE", "tab:green"),
+                                       (0.2, "pa_mpjpe", "PA-MPJPE", "tab:olive")):
+        bars.barh(y + offset, [runs[n]["test"][key] for n in LEVERS], height=0.4,
+                  color=colour, label=label)
+    base = runs["extra32/baseline-s0"]
+    bars.axvline(base["references"]["mean_pose_mpjpe"], color="tab:red", ls="--", lw=1,
+                 label="mean-pose predictor")
+    bars.axvline(0.75 * base["test"]["canonical_mpjpe"], color="black", ls=":", lw=1,
+                 label="target: -25% canonical")
+    bars.set_yticks(y, list(LEVERS.values()), fontsize=8)
+    bars.set_xlim(0, 185)  # room for the legend right of the bars
+    bars.invert_yaxis()
+    bars.set_title("test S9/S11, mean over actions")
+    bars.set_xlabel("mm")
+    bars.legend(fontsize=7, loc="lower right")
+    curves.legend(fontsize=7)
+    curves.set_ylabel("mm")
+    return _save(fig, "levers.png")
+
+
 if __name__ == "__main__":
     print(canonical_frame_figure())
     print(long_schedule_figure())
@@ -266,3 +307,4 @@ if __name__ == "__main__":
     print(schedule_gain_figure())
     print(actors_figure())
     print(schedule_12k_figure())
+    print(levers_figure())
