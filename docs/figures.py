@@ -264,6 +264,7 @@ LEVERS = {  # run in long_schedule_cpu_levers -> label
     "extra32/mcss-lam0.03-all-s0": "MCSS, +32 actors",
     "extra64/mcss-lam0.03-all-s0": "MCSS, +64 actors",
     "extra32/mcss-lam1to0.03-all-s0": "MCSS, +32, lam 1 -> 0.03",
+    "extra32/mcss-lam0.03-all-views4-s0": "MCSS, +32, 4 views x 2 takes",
 }
 
 
