@@ -54,6 +54,11 @@ VARIANTS: dict[str, list[str]] = {
     # session 8: views first, then pose: lam decays from 1 to 0.03 over half the run
     "mcss-lam1to0.03-all": ["lam=0.03", "lam_initial=1", "lam_warmup_steps=3000",
                             "strategy=all", "channel_shuffle=true"],
+    # session 12: levers on top of 4 views of 2 takes (CPU, S8)
+    "mcss-lam0.03-all-views4-emb256": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                       "embedding_dim=256", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-seq4": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=4",
+                                     "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

@@ -88,7 +88,11 @@ def distributed_table(d: dict) -> str:
 
 # which settings each committed reproduction ran with, where it is not the current defaults
 CAPTIONS = {
-    "reproduce_full": "current defaults (lam 0.03, every valid triplet, channel shuffle)",
+    "reproduce_full": "its session-12 definition: 32 more unlabelled actors and 4 views of 2 "
+                      "takes per step, the current defaults otherwise (lam 0.03, every valid "
+                      "triplet, channel shuffle)",
+    "reproduce_full_session7": "its session-7 definition (the quick dataset, 2 views of 4 takes "
+                               "per step), the current training defaults",
     "reproduce_full_lam0.1_all": "lam 0.1, every valid triplet; its baseline and control ran "
                                  "again beside it",
     "reproduce_full_lam0.001": "session-5/6 defaults (lam 0.001, semi-hard triplets, channel "
@@ -102,6 +106,9 @@ CAPTIONS = {
                                 "and a baseline with S1 and S5-S7 labelled (a supervised "
                                 "reference); 2 CPU cores, 2 runs at a time with 1 thread each "
                                 "(benchmarks/merge_long.py)",
+    "long_schedule_x32_seeds": "32 more unlabelled actors (`--extra-subjects 32`), 3 seeds each "
+                               "of the current defaults and of 4 views of 2 takes per step, "
+                               "beside 2 baseline seeds and a BatchNorm control",
     "long_schedule_cpu_levers": "levers for the remaining gap, chosen on S8: 64 instead of 32 "
                                 "more unlabelled actors, lam decaying from 1 to 0.03 over the "
                                 "first half, and 4 views of 2 takes per step, beside a "
@@ -230,11 +237,13 @@ def generated_block() -> str:
                        ("train_throughput", throughput_table),
                        ("distributed", distributed_table),
                        ("reproduce_full", reproduction_table),
+                       ("reproduce_full_session7", reproduction_table),
                        ("reproduce_full_lam0.1_all", reproduction_table),
                        ("reproduce_full_lam0.001", reproduction_table),
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_x32_seeds", long_schedule_table),
                        ("long_schedule_cpu_levers", long_schedule_table),
                        ("long_schedule_cpu_12k", long_schedule_table),
                        ("long_schedule_cpu_actors", long_schedule_table),

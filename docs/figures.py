@@ -132,11 +132,11 @@ def schedule_gain_figure() -> Path:
                ("control", "reproduce_full_lam0.001", "control", "control", "tab:gray"),
                ("MCSS semi-hard, lam 0.001", "reproduce_full_lam0.001", "mcss",
                 "mcss-lam0.001-shuffle", "tab:olive"),
-               ("MCSS all triplets, lam 0.03", "reproduce_full", "mcss", "mcss-lam0.03-all",
-                "tab:green")]
+               ("MCSS all triplets, lam 0.03", "reproduce_full_session7", "mcss",
+                "mcss-lam0.03-all", "tab:green")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     full = {name: _result(name)["methods"]
-            for name in ("reproduce_full_lam0.001", "reproduce_full")}
+            for name in ("reproduce_full_lam0.001", "reproduce_full_session7")}
     for i, (label, full_name, full_key, long_key, colour) in enumerate(methods):
         m = full[full_name][full_key]
         points = {0: (m["canonical_mpjpe"]["per_seed"], m["mpjpe"]["per_seed"],
@@ -152,7 +152,7 @@ def schedule_gain_figure() -> Path:
                 ax.hlines(np.mean(values), xs[0] - 0.05, xs[0] + 0.05, color=colour)
             axes[2].scatter(fit, canonical, color=colour, marker="o" if x else "^", s=22,
                             label=f"{label}, {(2400, 6000)[x]} steps")
-    refs = full["reproduce_full"]["baseline"]["references"]
+    refs = full["reproduce_full_session7"]["baseline"]["references"]
     for ax, title in zip(axes[:2], ("test canonical MPJPE", "test camera-frame MPJPE"),
                          strict=True):
         ax.set_xticks([0, 1], ["2400 steps\n(one GPU)", "6000 steps\n(H200)"])

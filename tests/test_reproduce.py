@@ -110,3 +110,26 @@ def test_a_failed_parallel_stage_is_one_error_naming_its_log(
         reproduce("tiny-bad", tmp_path / "bad", say=lambda _: None, parallel=2)
     log = (tmp_path / "bad" / "runs" / "mcss-S1-s0" / "train.log").read_text()
     assert "margin" in log
+
+
+def test_a_preset_with_extra_actors_renders_them_and_refuses_another_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full preset's shape (more unlabelled actors) on tiny data; a later preset of another
+    dataset must not mix its runs into that folder."""
+    monkeypatch.setitem(PRESETS, "tiny-extra", ReproPreset(
+        "tiny", "tiny", ("baseline", "mcss"), (0,), extra_subjects=1))
+    out = tmp_path / "extra"
+    results = reproduce("tiny-extra", out, say=lambda _: None)
+    assert results["dataset"]["config"]["extra_subjects"] == 1
+    meta = json.loads((out / "data" / "meta.json").read_text())
+    assert meta["subjects"][-1] == "X1" and "X1" in meta["splits"]["train"]
+    with pytest.raises(ValueError, match="holds another dataset than this preset's"):
+        reproduce("tiny", out, say=lambda _: None)
+
+
+def test_the_full_preset_trains_on_more_actors_with_four_views() -> None:
+    """The setting chosen on S8 (docs/training.md, session 12), with the data it needs."""
+    full = PRESETS["full"]
+    assert full.extra_subjects == 32 and {"n_views=4", "n_sequences=2"} <= set(full.overrides)
+    assert full.seeds == (0, 1, 2) and full.variants == ("baseline", "control", "mcss")

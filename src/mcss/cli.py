@@ -408,7 +408,8 @@ def export_(
 @app.command("reproduce")
 def reproduce_(
     preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo); "
-                                        "full: baseline, BatchNorm control, MCSS, 3 seeds; "
+                                        "full: baseline, BatchNorm control, MCSS, 3 seeds, "
+                                        "32 more unlabelled actors, 4 views per take; "
                                         "curve: 1-100% labels; tiny: seconds, for tests.")
                       ] = "quick",
     out: Annotated[Path, typer.Option(help="Folder for data, runs, results.json, report/.")
