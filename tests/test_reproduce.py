@@ -12,7 +12,7 @@ from PIL import Image
 
 from mcss.config import TrainConfig
 from mcss.report import markdown_to_html
-from mcss.reproduce import PRESETS, ReproPreset, StageError, reproduce
+from mcss.reproduce import PRESETS, ReproPreset, StageError, reproduce, results_markdown
 
 
 def test_tiny_reproduction_writes_results_and_report(tmp_path: Path) -> None:
@@ -133,3 +133,19 @@ def test_the_full_preset_trains_on_more_actors_with_four_views() -> None:
     full = PRESETS["full"]
     assert full.extra_subjects == 32 and {"n_views=4", "n_sequences=2"} <= set(full.overrides)
     assert full.seeds == (0, 1, 2) and full.variants == ("baseline", "control", "mcss")
+
+
+def test_the_table_label_names_the_views_when_not_two() -> None:
+    def method(lam: float, n_views: int | None) -> dict:
+        metric = {"mean": 100.0, "per_seed": [100.0]}
+        views = {} if n_views is None else {"n_views": n_views, "n_sequences": 2}
+        return {k: metric for k in ("canonical_mpjpe", "mpjpe", "pa_mpjpe", "n_mpjpe")} | {
+            "pck150": {"mean": 0.5, "per_seed": [0.5]}, "labelled_fit": None,
+            "monitors": [{"embedding_cosine": 0.4, "spread_ratio": 0.7}],
+            "references": {"mean_pose_mpjpe": 134.7, "oracle_mpjpe": 72.7},
+            "lam": lam, "strategy": "all", "channel_shuffle": True} | views
+    table = results_markdown({"methods": {"baseline": method(0.0, 4), "mcss": method(0.03, 4),
+                                          "old": method(0.03, None)}})
+    assert "| baseline (channel shuffle) |" in table  # no triplet term: no views to name
+    assert "| mcss (lam 0.03, all triplets, 4 views x 2 takes, channel shuffle) |" in table
+    assert "| old (lam 0.03, all triplets, channel shuffle) |" in table  # results before it

@@ -183,6 +183,7 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
     return {
         "checkpoint": str(folder), "data": str(data), "split": split, "frames": len(rows),
         "lam": cfg.lam, "strategy": cfg.strategy, "channel_shuffle": cfg.channel_shuffle,
+        "n_views": cfg.n_views, "n_sequences": cfg.n_sequences,
         "per_action": per_action,
         "per_subject": per_subject(frames, ds.subjects[rows],
                                    mean_pose_error(to_canonical(labelled_gt), to_canonical(gt))),

@@ -198,7 +198,8 @@ def _summarise(name: str, p: ReproPreset, evals: dict[str, dict], retrieval: dic
                  "monitors": [r["monitors"] for r in runs],
                  "references": runs[0]["references"], "label": label,
                  "lam": runs[0].get("lam"), "strategy": runs[0].get("strategy"),
-                 "channel_shuffle": runs[0].get("channel_shuffle")}
+                 "channel_shuffle": runs[0].get("channel_shuffle"),
+                 "n_views": runs[0].get("n_views"), "n_sequences": runs[0].get("n_sequences")}
     return {"preset": name, "seeds": list(p.seeds), "dataset": provenance, "methods": table,
             "retrieval": retrieval}
 
@@ -235,6 +236,16 @@ def subjects_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _method_notes(m: dict[str, Any]) -> list[str]:
+    """How a method was trained, for its table label (older results lack the view count)."""
+    notes = [f"lam {m['lam']:g}"] if m.get("lam") else []
+    if m.get("lam") and m.get("strategy"):
+        notes.append(f"{m['strategy']} triplets")
+    if m.get("lam") and m.get("n_views", 2) != 2:
+        notes.append(f"{m['n_views']} views x {m['n_sequences']} takes")
+    return notes + (["channel shuffle"] if m.get("channel_shuffle") else [])
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     """The headline table of a reproduction: test split, mean over actions, mm."""
     lines = ["| method | canonical MPJPE | MPJPE | PA-MPJPE | N-MPJPE | PCK@150 | "
@@ -243,10 +254,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     for name, m in results["methods"].items():
         cosine = np.mean([x["embedding_cosine"] for x in m["monitors"]])
         spread = np.mean([x["spread_ratio"] for x in m["monitors"]])
-        notes = ([f"lam {m['lam']:g}"] if m.get("lam") else []) + (
-            [f"{m['strategy']} triplets"] if m.get("lam") and m.get("strategy") else []) + (
-            ["channel shuffle"] if m.get("channel_shuffle") else [])
-        label = f"{name} ({', '.join(notes)})" if notes else name
+        label = f"{name} ({', '.join(notes)})" if (notes := _method_notes(m)) else name
         fit = f"{m['labelled_fit']['mean']:.1f}" if m.get("labelled_fit") else "-"
         lines.append(
             f"| {label} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
