@@ -1,0 +1,123 @@
+"""Where is the gap from the labelled actor to the others: in the embedding, or in the regressor?
+
+For each trained run and each held-out subject (the validation subject and the test subjects),
+every crop is embedded and its pose read two ways: the network's own regression, and the 3D
+label of the nearest labelled crop in embedding space (1-NN; and the mean of the 5 nearest).
+Beside them, the nearest-labelled-pose oracle (the labelled pose nearest to the truth: the best
+any lookup into the labels can do) and the mean-pose predictor. Canonical MPJPE, mm, mean over
+frames.
+
+If the lookup is as good as the regression, the regressor adds nothing to the embedding's
+neighbourhoods; the distance from lookup to oracle is what a more actor-invariant embedding
+could still win, while a regression that beats the lookup interpolates between labelled poses.
+
+    python benchmarks/labelled_neighbours.py --data runs/extra32/data \\
+        --runs runs/long/baseline-s0 runs/long/mcss-lam0.03-all-s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from machine import cpu_model
+
+
+def nearest_labelled(labelled_emb: np.ndarray, query_emb: np.ndarray, k: int) -> np.ndarray:
+    """Indices ``(N, k)`` of the ``k`` labelled embeddings nearest to each query (cosine)."""
+    import faiss
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    index = faiss.IndexFlatIP(labelled_emb.shape[1])
+    index.add(unit(labelled_emb))
+    return index.search(unit(query_emb), k)[1]
+
+
+def lookup_errors(labelled_pose: np.ndarray, labelled_emb: np.ndarray, query_pose: np.ndarray,
+                  query_emb: np.ndarray, regressed: np.ndarray) -> dict[str, float]:
+    """Canonical MPJPE (mm, mean over frames) of the regression, the 1-NN and 5-NN lookups of
+    labelled poses in embedding space, the nearest-labelled-pose oracle and the mean pose."""
+    from mcss.evaluate import nearest_pose_error
+    from mcss.metrics import mpjpe
+
+    knn = nearest_labelled(labelled_emb, query_emb, 5)
+    unique = np.unique(np.round(labelled_pose, 1), axis=0)  # the cameras of one instant
+    return {
+        "regression": float(mpjpe(regressed, query_pose).mean()),
+        "lookup_1nn": float(mpjpe(labelled_pose[knn[:, 0]], query_pose).mean()),
+        "lookup_5nn_mean": float(mpjpe(labelled_pose[knn].mean(axis=1), query_pose).mean()),
+        "oracle": float(nearest_pose_error(query_pose, unique).mean()),
+        "mean_pose": float(mpjpe(labelled_pose.mean(axis=0, keepdims=True), query_pose).mean()),
+        "frames": len(query_pose),
+    }
+
+
+def run_neighbours(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
+    """``{subject: lookup_errors}`` of one run, on its validation subject and the test split."""
+    from mcss.data.format import Dataset
+    from mcss.data.training import make_split
+    from mcss.evaluate import labelled_poses, load_trained, predict
+    from mcss.geometry import to_canonical
+
+    ds = Dataset(data)
+    model, cfg, _ = load_trained(run, device="auto")
+    rng = np.random.default_rng(0)
+
+    def embedded(rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows, gt = labelled_poses(ds, rows)
+        if len(rows) > max_frames:
+            keep = np.sort(rng.choice(len(rows), max_frames, replace=False))
+            rows, gt = rows[keep], gt[keep]
+        return to_canonical(gt), predict(model, ds.images[rows])
+
+    labelled_pose, labelled_out = embedded(make_split(ds, cfg).labelled)
+    subjects = [s for s in [cfg.val_subject, *ds.meta["splits"]["test"]] if s]
+    result = {}
+    for subject in subjects:
+        pose, out = embedded(ds.rows_of([subject]))
+        result[subject] = lookup_errors(labelled_pose, labelled_out["embedding"], pose,
+                                        out["embedding"], out["pose_canonical"])
+    return {"lam": cfg.lam, "labelled_frames": len(labelled_pose), "subjects": result}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = [f"| {name} | {subject} | {r['regression']:.1f} | {r['lookup_1nn']:.1f} | "
+            f"{r['lookup_5nn_mean']:.1f} | {r['oracle']:.1f} | {r['mean_pose']:.1f} |"
+            for name, run in results.items() for subject, r in run["subjects"].items()]
+    return ("| run | subject | regression | 1-NN lookup | 5-NN mean | oracle | mean pose |\n"
+            "|---|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
+    ap.add_argument("--max-frames", type=int, default=4000,
+                    help="crops per subject (and of the labelled set), drawn with seed 0")
+    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
+                    / "labelled_neighbours.json")
+    args = ap.parse_args()
+    import torch
+
+    results = {run.name: run_neighbours(run, args.data, args.max_frames) for run in args.runs}
+    print(markdown(results))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(
+        {"runs": results, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+         "torch": torch.__version__,
+         "command": "python benchmarks/labelled_neighbours.py " + " ".join(sys.argv[1:])},
+        indent=1) + "\n")
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
