@@ -144,8 +144,10 @@ def test_the_table_label_names_the_views_when_not_two() -> None:
             "monitors": [{"embedding_cosine": 0.4, "spread_ratio": 0.7}],
             "references": {"mean_pose_mpjpe": 134.7, "oracle_mpjpe": 72.7},
             "lam": lam, "strategy": "all", "channel_shuffle": True} | views
+    resumed = method(0.03, None) | {"n_views": None}  # from an evaluation that lacked them
     table = results_markdown({"methods": {"baseline": method(0.0, 4), "mcss": method(0.03, 4),
-                                          "old": method(0.03, None)}})
+                                          "old": method(0.03, None), "resumed": resumed}})
     assert "| baseline (channel shuffle) |" in table  # no triplet term: no views to name
     assert "| mcss (lam 0.03, all triplets, 4 views x 2 takes, channel shuffle) |" in table
     assert "| old (lam 0.03, all triplets, channel shuffle) |" in table  # results before it
+    assert "| resumed (lam 0.03, all triplets, channel shuffle) |" in table

@@ -241,7 +241,7 @@ def _method_notes(m: dict[str, Any]) -> list[str]:
     notes = [f"lam {m['lam']:g}"] if m.get("lam") else []
     if m.get("lam") and m.get("strategy"):
         notes.append(f"{m['strategy']} triplets")
-    if m.get("lam") and m.get("n_views", 2) != 2:
+    if m.get("lam") and m.get("n_views") not in (None, 2):
         notes.append(f"{m['n_views']} views x {m['n_sequences']} takes")
     return notes + (["channel shuffle"] if m.get("channel_shuffle") else [])
 
