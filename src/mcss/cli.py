@@ -407,10 +407,12 @@ def export_(
 
 @app.command("reproduce")
 def reproduce_(
-    preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo); "
-                                        "full: baseline, BatchNorm control, MCSS, 3 seeds, "
-                                        "32 more unlabelled actors, 4 views per take; "
-                                        "curve: 1-100% labels; tiny: seconds, for tests.")
+    preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo, "
+                                        "about 10 min on 2 CPU cores); full: baseline, "
+                                        "BatchNorm control, MCSS, 3 seeds, 32 more unlabelled "
+                                        "actors, 4 views per take (about 2 h on 2 CPU cores, "
+                                        "4 min on one H200 with --parallel 9); curve: 1-100% "
+                                        "labels; tiny: seconds, for tests.")
                       ] = "quick",
     out: Annotated[Path, typer.Option(help="Folder for data, runs, results.json, report/.")
                    ] = Path("runs/reproduce"),
