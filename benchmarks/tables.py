@@ -111,10 +111,12 @@ CAPTIONS = {
                                "beside 2 baseline seeds and a BatchNorm control",
     "long_schedule_cpu_levers": "levers for the remaining gap, chosen on S8: 64 instead of 32 "
                                 "more unlabelled actors, lam decaying from 1 to 0.03 over the "
-                                "first half, and 4 views of 2 takes per step, beside a "
-                                "baseline, a BatchNorm control and MCSS with 32 more actors on "
-                                "the same machine; 2 CPU cores, 2-3 runs at a time with 1 "
-                                "thread each (benchmarks/merge_long.py)",
+                                "first half, 4 views of 2 takes per step (session 11), and on "
+                                "top of 4 views a 256-d embedding or 4 takes (64 unlabelled "
+                                "crops) per step (session 12), beside a baseline, a BatchNorm "
+                                "control and MCSS with 32 more actors on the same machine; 2 "
+                                "CPU cores, 2-3 runs at a time with 1 thread each "
+                                "(benchmarks/merge_long.py)",
     "long_schedule_cpu_12k": "twice the schedule of long_schedule_cpu_actors: the baseline "
                              "and MCSS with 32 more unlabelled actors; 2 CPU cores, 2 runs at "
                              "a time with 1 thread each (benchmarks/merge_long.py)",

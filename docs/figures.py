@@ -265,11 +265,13 @@ LEVERS = {  # run in long_schedule_cpu_levers -> label
     "extra64/mcss-lam0.03-all-s0": "MCSS, +64 actors",
     "extra32/mcss-lam1to0.03-all-s0": "MCSS, +32, lam 1 -> 0.03",
     "extra32/mcss-lam0.03-all-views4-s0": "MCSS, +32, 4 views x 2 takes",
+    "extra32/mcss-lam0.03-all-views4-emb256-s0": "MCSS, +32, 4 views, 256-d embedding",
+    "extra32/mcss-lam0.03-all-views4-seq4-s0": "MCSS, +32, 4 views x 4 takes",
 }
 
 
 def levers_figure() -> Path:
-    """Session 11's levers at 6000 steps on one CPU machine: the S8 curve of every run, and
+    """Sessions 11-12's levers at 6000 steps on one CPU machine: the S8 curve of every run, and
     test canonical and PA-MPJPE as bars with the mean-pose predictor and the -25% target."""
     runs = _result("long_schedule_cpu_levers")["runs"]
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.2))
