@@ -5,7 +5,9 @@ every crop is embedded and its pose read two ways: the network's own regression,
 label of the nearest labelled crop in embedding space (1-NN; and the mean of the 5 nearest).
 Beside them, the nearest-labelled-pose oracle (the labelled pose nearest to the truth: the best
 any lookup into the labels can do) and the mean-pose predictor. Canonical MPJPE, mm, mean over
-frames.
+frames. Also the share of 1-NN lookups that come from the query's own camera (chance: one in
+the number of cameras): the rig's backgrounds are one per camera, so a high share says the
+neighbourhoods follow the camera, not the pose.
 
 If the lookup is as good as the regression, the regressor adds nothing to the embedding's
 neighbourhoods; the distance from lookup to oracle is what a more actor-invariant embedding
@@ -72,29 +74,36 @@ def run_neighbours(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     model, cfg, _ = load_trained(run, device="auto")
     rng = np.random.default_rng(0)
 
-    def embedded(rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def embedded(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         rows, gt = labelled_poses(ds, rows)
         if len(rows) > max_frames:
             keep = np.sort(rng.choice(len(rows), max_frames, replace=False))
             rows, gt = rows[keep], gt[keep]
-        return to_canonical(gt), predict(model, ds.images[rows])
+        return rows, to_canonical(gt), predict(model, ds.images[rows])
 
-    labelled_pose, labelled_out = embedded(make_split(ds, cfg).labelled)
+    labelled_rows, labelled_pose, labelled_out = embedded(make_split(ds, cfg).labelled)
     subjects = [s for s in [cfg.val_subject, *ds.meta["splits"]["test"]] if s]
     result = {}
     for subject in subjects:
-        pose, out = embedded(ds.rows_of([subject]))
+        rows, pose, out = embedded(ds.rows_of([subject]))
         result[subject] = lookup_errors(labelled_pose, labelled_out["embedding"], pose,
                                         out["embedding"], out["pose_canonical"])
-    return {"lam": cfg.lam, "labelled_frames": len(labelled_pose), "subjects": result}
+        knn = nearest_labelled(labelled_out["embedding"], out["embedding"], 1)
+        nearest = labelled_rows[knn[:, 0]]
+        result[subject]["same_camera_1nn"] = float(
+            (ds.viewpoint_id[nearest] == ds.viewpoint_id[rows]).mean())
+    return {"lam": cfg.lam, "labelled_frames": len(labelled_pose),
+            "cameras": len(ds.meta["cameras"]), "subjects": result}
 
 
 def markdown(results: dict[str, Any]) -> str:
     rows = [f"| {name} | {subject} | {r['regression']:.1f} | {r['lookup_1nn']:.1f} | "
-            f"{r['lookup_5nn_mean']:.1f} | {r['oracle']:.1f} | {r['mean_pose']:.1f} |"
+            f"{r['lookup_5nn_mean']:.1f} | {r['oracle']:.1f} | {r['mean_pose']:.1f} | "
+            f"{100 * r['same_camera_1nn']:.0f}% |"
             for name, run in results.items() for subject, r in run["subjects"].items()]
-    return ("| run | subject | regression | 1-NN lookup | 5-NN mean | oracle | mean pose |\n"
-            "|---|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+    return ("| run | subject | regression | 1-NN lookup | 5-NN mean | oracle | mean pose | "
+            "1-NN from the query's camera |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
+            + "\n".join(rows))
 
 
 def main() -> None:
