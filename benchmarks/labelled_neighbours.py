@@ -35,32 +35,37 @@ def nearest_labelled(labelled_emb: np.ndarray, query_emb: np.ndarray, k: int) ->
     """Indices ``(N, k)`` of the ``k`` labelled embeddings nearest to each query (cosine)."""
     import faiss
 
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    from mcss.pose_index import normalise
 
     index = faiss.IndexFlatIP(labelled_emb.shape[1])
-    index.add(unit(labelled_emb))
-    return index.search(unit(query_emb), k)[1]
+    index.add(normalise(labelled_emb))
+    return index.search(normalise(query_emb), k)[1]
 
 
 def lookup_errors(labelled_pose: np.ndarray, labelled_emb: np.ndarray, query_pose: np.ndarray,
-                  query_emb: np.ndarray, regressed: np.ndarray) -> dict[str, float]:
+                  query_emb: np.ndarray, regressed: np.ndarray,
+                  cameras: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Canonical MPJPE (mm, mean over frames) of the regression, the 1-NN and 5-NN lookups of
-    labelled poses in embedding space, the nearest-labelled-pose oracle and the mean pose."""
-    from mcss.evaluate import nearest_pose_error
+    labelled poses in embedding space, the nearest-labelled-pose oracle and the mean pose.
+    With ``cameras`` (labelled, query viewpoint ids) also the share of 1-NN lookups taken from
+    the query's own camera."""
+    from mcss.evaluate import mean_pose_error, nearest_pose_error
     from mcss.metrics import mpjpe
 
     knn = nearest_labelled(labelled_emb, query_emb, 5)
     unique = np.unique(np.round(labelled_pose, 1), axis=0)  # the cameras of one instant
-    return {
+    errors = {
         "regression": float(mpjpe(regressed, query_pose).mean()),
         "lookup_1nn": float(mpjpe(labelled_pose[knn[:, 0]], query_pose).mean()),
         "lookup_5nn_mean": float(mpjpe(labelled_pose[knn].mean(axis=1), query_pose).mean()),
         "oracle": float(nearest_pose_error(query_pose, unique).mean()),
-        "mean_pose": float(mpjpe(labelled_pose.mean(axis=0, keepdims=True), query_pose).mean()),
+        "mean_pose": float(mean_pose_error(labelled_pose, query_pose).mean()),
         "frames": len(query_pose),
     }
+    if cameras is not None:
+        labelled_camera, query_camera = cameras
+        errors["same_camera_1nn"] = float((labelled_camera[knn[:, 0]] == query_camera).mean())
+    return errors
 
 
 def run_neighbours(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
@@ -86,12 +91,9 @@ def run_neighbours(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     result = {}
     for subject in subjects:
         rows, pose, out = embedded(ds.rows_of([subject]))
-        result[subject] = lookup_errors(labelled_pose, labelled_out["embedding"], pose,
-                                        out["embedding"], out["pose_canonical"])
-        knn = nearest_labelled(labelled_out["embedding"], out["embedding"], 1)
-        nearest = labelled_rows[knn[:, 0]]
-        result[subject]["same_camera_1nn"] = float(
-            (ds.viewpoint_id[nearest] == ds.viewpoint_id[rows]).mean())
+        result[subject] = lookup_errors(
+            labelled_pose, labelled_out["embedding"], pose, out["embedding"],
+            out["pose_canonical"], (ds.viewpoint_id[labelled_rows], ds.viewpoint_id[rows]))
     return {"lam": cfg.lam, "labelled_frames": len(labelled_pose),
             "cameras": len(ds.meta["cameras"]), "subjects": result}
 
