@@ -59,6 +59,12 @@ VARIANTS: dict[str, list[str]] = {
                                        "embedding_dim=256", "channel_shuffle=true"],
     "mcss-lam0.03-all-views4-seq4": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=4",
                                      "channel_shuffle=true"],
+    # session 13: appearance mixing (MixStyle) across the actors of a batch (CPU, S8); the
+    # control sees the same unlabelled actors, so it tells mixing from the multi-view term
+    "mcss-lam0.03-all-views4-mix0.5": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                       "mixstyle=0.5", "channel_shuffle=true"],
+    "control-views4-mix0.5": ["lam=0", "forward_unlabelled=true", "n_views=4", "n_sequences=2",
+                              "mixstyle=0.5", "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

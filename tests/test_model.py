@@ -9,7 +9,7 @@ import torch
 from mcss.evaluate import collapse_warnings, pose_metrics, sanity_references
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.metrics import mpjpe, n_mpjpe, pa_mpjpe
-from mcss.model import PoseNet, rotation_6d_to_matrix
+from mcss.model import MixStyle, PoseNet, rotation_6d_to_matrix
 
 
 def _poses(n: int, seed: int = 0) -> np.ndarray:
@@ -56,6 +56,56 @@ def test_regressor_reads_the_feature_when_asked() -> None:
     assert not torch.equal(before.embedding, after.embedding)
     with pytest.raises(ValueError, match="regress_from"):
         PoseNet(regress_from="pixels")
+
+
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.mean(dim=(2, 3)), (x.var(dim=(2, 3)) + 1e-6).sqrt()
+
+
+def test_mixstyle_keeps_content_and_mixes_statistics_with_one_partner() -> None:
+    """Each crop keeps its normalised feature map (the pose) and takes channel statistics
+    that are one convex mix, a weight w in [0, 1] shared by every channel and by mean and
+    std, of its own and one other crop's (the look)."""
+    torch.manual_seed(3)
+    x = torch.randn(6, 5, 8, 8, dtype=torch.float64) * (torch.rand(6, 5, 1, 1) + 0.5) * 3 + \
+        torch.randn(6, 5, 1, 1) * 2
+    mix = MixStyle(p=1.0, alpha=0.5).train()
+    out = mix(x)
+    mu, sigma = _stats(x)
+    mu_out, sigma_out = _stats(out)
+    content = (x - mu[..., None, None]) / sigma[..., None, None]
+    assert torch.allclose((out - mu_out[..., None, None]) / sigma_out[..., None, None], content,
+                          atol=1e-5)
+    mixed = 0
+    for i in range(len(x)):
+        fits = []
+        for j in range(len(x)):  # the partner may be the crop itself (a random permutation)
+            w = ((mu_out[i] - mu[j]) / (mu[i] - mu[j])).mean()
+            if (0 <= w <= 1 and torch.allclose(w * mu[i] + (1 - w) * mu[j], mu_out[i],
+                                               atol=1e-6)
+                    and torch.allclose(w * sigma[i] + (1 - w) * sigma[j], sigma_out[i],
+                                       atol=1e-5)):
+                fits.append(j)
+        same = torch.allclose(out[i], x[i], atol=1e-6)
+        assert fits or same, f"crop {i}: statistics are no mix of its own and another's"
+        mixed += not same
+    assert mixed >= 3  # with alpha 0.5 the weights are spread: most crops change look
+
+
+def test_mixstyle_acts_only_in_training_and_adds_no_parameters() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    mixing = PoseNet(embedding_dim=16, hidden_dim=32, mixstyle=1.0)
+    plain = PoseNet(embedding_dim=16, hidden_dim=32)
+    assert set(mixing.state_dict()) == set(plain.state_dict())
+    plain.load_state_dict(mixing.state_dict())
+    mixing.eval(), plain.eval()
+    assert torch.equal(mixing(x).embedding, plain(x).embedding)
+    mixing.train(), plain.train()
+    assert not torch.allclose(mixing(x).embedding, plain(x).embedding)
+    assert torch.equal(MixStyle(p=0.0).train()(x), x)
+    with pytest.raises(ValueError, match="MixStyle"):
+        MixStyle(p=1.5)
 
 
 def test_untrained_model_predicts_the_mean_pose_seen_from_the_mean_view() -> None:

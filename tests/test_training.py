@@ -84,6 +84,16 @@ def test_baseline_and_control_differ_only_where_they_should(tiny_dataset, tmp_pa
     assert "loss_triplet" not in log and "mean_pose_mpjpe" in log
 
 
+def test_mixstyle_runs_are_repeatable_and_change_the_training(tiny_dataset, mcss_run,
+                                                             tmp_path) -> None:
+    for name in ("a", "b"):
+        train(tiny_dataset, tmp_path / name, _cfg(lam=0.5, mixstyle=1.0), progress=False)
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert not _same(_weights(tmp_path / "a"), _weights(mcss_run))
+    with pytest.raises(ConfigError, match="mixstyle"):
+        _cfg(mixstyle=2)
+
+
 def test_tiny_run_lowers_validation_error(tiny_dataset, tmp_path) -> None:
     cfg = resolve_config("tiny", overrides=["steps=60", "val_every=10", "lr=3e-3",
                                             "val_subject=S5"])

@@ -65,6 +65,9 @@ class TrainConfig:
     channel_shuffle: bool = True
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
+    # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
+    # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
+    mixstyle: float = 0.0
     # bookkeeping
     seed: int = 0
     val_every: int = 100
@@ -100,6 +103,8 @@ class TrainConfig:
             raise ConfigError("lam, lam_initial, margin and weight_decay must be >= 0 and lr > 0")
         if self.max_gap is not None and self.max_gap < self.min_gap:
             raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
+        if not 0 <= self.mixstyle <= 1:
+            raise ConfigError(f"mixstyle is a probability in [0, 1], got {self.mixstyle}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:

@@ -69,6 +69,50 @@ def small_crop_backbone(arch: str) -> tuple[nn.Module, int]:
     return net, feature_dim
 
 
+class MixStyle(nn.Module):
+    """Appearance mixing between crops (MixStyle, Zhou et al., ICLR 2021), in training only.
+
+    With probability ``p`` per batch, each crop's feature maps are renormalised to a mix of its
+    own channel statistics (mean and std over space, which carry colour and texture) and
+    those of a random other crop of the batch, with a Beta(``alpha``, ``alpha``) weight. With one
+    labelled actor, its crops then take on the look of the unlabelled actors in the batch,
+    so the network cannot read the pose off S1's clothes. No parameters: checkpoints are
+    unchanged, and evaluation is unaffected.
+    """
+
+    def __init__(self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6) -> None:
+        super().__init__()
+        if not 0 <= p <= 1 or alpha <= 0:
+            raise ValueError(f"MixStyle needs 0 <= p <= 1 and alpha > 0; got p={p}, "
+                             f"alpha={alpha}")
+        self.p, self.alpha, self.eps = p, alpha, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or len(x) < 2 or torch.rand(()) >= self.p:
+            return x
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        sigma = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt()
+        mu, sigma = mu.detach(), sigma.detach()
+        weight = torch.distributions.Beta(self.alpha, self.alpha).sample((len(x), 1, 1, 1))
+        partner = torch.randperm(len(x))
+        weight = weight.to(x)
+        mu_mix = weight * mu + (1 - weight) * mu[partner]
+        sigma_mix = weight * sigma + (1 - weight) * sigma[partner]
+        return (x - mu) / sigma * sigma_mix + mu_mix
+
+
+def add_mixstyle(backbone: nn.Module, p: float, layers: tuple[str, ...] = ("layer1", "layer2"),
+                 ) -> None:
+    """Mix appearance after the given ResNet stages (forward hooks, so the state dict keeps
+    torchvision's keys). ``p = 0`` adds nothing."""
+    if p == 0:
+        return
+    for name in layers:
+        mix = MixStyle(p)
+        backbone.add_module(f"mixstyle_{name}", mix)
+        getattr(backbone, name).register_forward_hook(lambda _m, _i, out, mix=mix: mix(out))
+
+
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(n_in, hidden), nn.ReLU(inplace=True),
@@ -92,6 +136,7 @@ class PoseNet(nn.Module):
         hidden_dim: int = 256,
         pose_frame: str = "canonical",
         regress_from: str = "embedding",
+        mixstyle: float = 0.0,
     ) -> None:
         super().__init__()
         if pose_frame not in ("canonical", "camera"):
@@ -101,6 +146,7 @@ class PoseNet(nn.Module):
                              f"{regress_from!r}")
         self.pose_frame, self.regress_from = pose_frame, regress_from
         self.backbone, feature_dim = small_crop_backbone(arch)
+        add_mixstyle(self.backbone, mixstyle)
         self.embed = nn.Linear(feature_dim, embedding_dim)
         regressor_in = embedding_dim if regress_from == "embedding" else feature_dim
         self.regressor = _mlp(regressor_in, hidden_dim, NUM_JOINTS * 3)
@@ -173,4 +219,5 @@ def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
 
 def build_model(cfg: TrainConfig) -> PoseNet:
     """The network a training config describes."""
-    return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame, cfg.regress_from)
+    return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame, cfg.regress_from,
+                   cfg.mixstyle)
