@@ -9,7 +9,7 @@ import torch
 from mcss.evaluate import collapse_warnings, pose_metrics, sanity_references
 from mcss.geometry import canonical_body_frame, to_canonical
 from mcss.metrics import mpjpe, n_mpjpe, pa_mpjpe
-from mcss.model import MixStyle, PoseNet, rotation_6d_to_matrix
+from mcss.model import MixStyle, PoseNet, reverse_gradient, rotation_6d_to_matrix
 
 
 def _poses(n: int, seed: int = 0) -> np.ndarray:
@@ -106,6 +106,42 @@ def test_mixstyle_acts_only_in_training_and_adds_no_parameters() -> None:
     assert torch.equal(MixStyle(p=0.0).train()(x), x)
     with pytest.raises(ValueError, match="MixStyle"):
         MixStyle(p=1.5)
+
+
+def test_reversed_gradient_is_the_negated_gradient() -> None:
+    x = torch.randn(5, 3, requires_grad=True)
+    (reverse_gradient(x) * torch.arange(3.0)).sum().backward()
+    assert torch.equal(reverse_gradient(x), x)
+    assert torch.equal(x.grad, -torch.arange(3.0).expand(5, 3))
+
+
+def test_actor_head_trains_against_the_embedding() -> None:
+    """The discriminator's own weights descend its loss; the embedding layer gets the reversed
+    gradient: one SGD step makes the head better and the embedding worse at telling apart."""
+    torch.manual_seed(0)
+    model = PoseNet(embedding_dim=8, hidden_dim=16, actor_head=True).eval()
+    assert model(torch.rand(2, 3, 32, 32)).actor_logit.shape == (2,)
+    embedding = torch.randn(16, 8)
+    target = (torch.arange(16) < 8).float()
+    embed = torch.nn.Linear(8, 8)
+
+    def loss() -> torch.Tensor:
+        logits = model.actor_head(reverse_gradient(embed(embedding))).squeeze(-1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+    loss().backward()
+    head_grads = [p.grad.clone() for p in model.actor_head.parameters()]
+    with torch.no_grad():  # descend only the head's loss: lower
+        for p, g in zip(model.actor_head.parameters(), head_grads, strict=True):
+            p -= 0.1 * g
+        lower = loss().item()
+        for p, g in zip(model.actor_head.parameters(), head_grads, strict=True):
+            p += 0.1 * g
+        before = loss().item()
+        for p in embed.parameters():  # the embedding's (reversed) step: higher
+            p -= 0.1 * p.grad
+        higher = loss().item()
+    assert lower < before < higher
 
 
 def test_untrained_model_predicts_the_mean_pose_seen_from_the_mean_view() -> None:

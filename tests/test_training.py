@@ -14,6 +14,7 @@ from mcss.config import ConfigError, resolve_config
 from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
+from mcss.evaluate import load_trained
 from mcss.train import train
 
 
@@ -92,6 +93,19 @@ def test_mixstyle_runs_are_repeatable_and_change_the_training(tiny_dataset, mcss
     assert not _same(_weights(tmp_path / "a"), _weights(mcss_run))
     with pytest.raises(ConfigError, match="mixstyle"):
         _cfg(mixstyle=2)
+
+
+def test_adversary_logs_its_discriminator_and_saves_its_head(tiny_dataset, tmp_path) -> None:
+    cfg = _cfg(lam=0, adversary=0.1)
+    assert cfg.uses_unlabelled  # the discriminator needs the unlabelled actors
+    train(tiny_dataset, tmp_path / "adv", cfg, progress=False)
+    log = (tmp_path / "adv" / "metrics.csv").read_text()
+    assert "loss_adversary" in log and "adv_acc" in log
+    assert any(k.startswith("actor_head.") for k in _weights(tmp_path / "adv"))
+    model, loaded_cfg, _ = load_trained(tmp_path / "adv")  # strict load: the head comes back
+    assert model.actor_head is not None and loaded_cfg.adversary == 0.1
+    with pytest.raises(ConfigError, match="adversary"):
+        _cfg(adversary=-1)
 
 
 def test_tiny_run_lowers_validation_error(tiny_dataset, tmp_path) -> None:

@@ -68,6 +68,9 @@ class TrainConfig:
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
     mixstyle: float = 0.0
+    # weight of a discriminator telling labelled from unlabelled crops by their embedding, its
+    # gradient reversed into the network (DANN): the embedding learns to hide the actor (docs)
+    adversary: float = 0.0
     # bookkeeping
     seed: int = 0
     val_every: int = 100
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ConfigError("lam, lam_initial, margin and weight_decay must be >= 0 and lr > 0")
         if self.max_gap is not None and self.max_gap < self.min_gap:
             raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
+        if self.adversary < 0:
+            raise ConfigError(f"adversary must be >= 0, got {self.adversary}")
         if not 0 <= self.mixstyle <= 1:
             raise ConfigError(f"mixstyle is a probability in [0, 1], got {self.mixstyle}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
@@ -116,7 +121,8 @@ class TrainConfig:
 
     @property
     def uses_unlabelled(self) -> bool:
-        return self.lam > 0 or self.lam_initial > 0 or self.forward_unlabelled
+        return (self.lam > 0 or self.lam_initial > 0 or self.forward_unlabelled
+                or self.adversary > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,6 +39,7 @@ class PoseOutput:
     pose_camera: torch.Tensor  # (B, 17, 3) camera frame
     pose_canonical: torch.Tensor | None  # (B, 17, 3) body frame (None for pose_frame=camera)
     rotation: torch.Tensor | None  # (B, 3, 3) body -> camera
+    actor_logit: torch.Tensor | None = None  # (B,) labelled-actor discriminator (adversary)
 
 
 def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +68,22 @@ def small_crop_backbone(arch: str) -> tuple[nn.Module, int]:
     feature_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net, feature_dim
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return -grad
+
+
+def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
+    """Identity forward, negated gradient backward (Ganin and Lempitsky's gradient reversal):
+    a head behind it learns to tell inputs apart while its input learns to hide the difference."""
+    return _ReverseGradient.apply(x)
 
 
 class MixStyle(nn.Module):
@@ -137,6 +154,7 @@ class PoseNet(nn.Module):
         pose_frame: str = "canonical",
         regress_from: str = "embedding",
         mixstyle: float = 0.0,
+        actor_head: bool = False,
     ) -> None:
         super().__init__()
         if pose_frame not in ("canonical", "camera"):
@@ -151,6 +169,8 @@ class PoseNet(nn.Module):
         regressor_in = embedding_dim if regress_from == "embedding" else feature_dim
         self.regressor = _mlp(regressor_in, hidden_dim, NUM_JOINTS * 3)
         self.view_head = _mlp(feature_dim, hidden_dim, 6) if pose_frame == "canonical" else None
+        # tells the labelled actor's embeddings from the others' through a gradient reversal
+        self.actor_head = _mlp(embedding_dim, hidden_dim, 1) if actor_head else None
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1))
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1))
         self.register_buffer("pose_mean", torch.zeros(NUM_JOINTS, 3))
@@ -188,11 +208,13 @@ class PoseNet(nn.Module):
         raw = raw.view(-1, NUM_JOINTS, 3)
         pose = raw * self.pose_scale + self.pose_mean
         pose = pose - pose[:, :1]
+        actor = (None if self.actor_head is None
+                 else self.actor_head(reverse_gradient(embedding)).squeeze(-1))
         if self.view_head is None:
-            return PoseOutput(feature, embedding, pose, None, None)
+            return PoseOutput(feature, embedding, pose, None, None, actor)
         rotation = rotation_6d_to_matrix(self.view_head(feature))
         pose_camera = pose @ rotation.transpose(1, 2)
-        return PoseOutput(feature, embedding, pose_camera, pose, rotation)
+        return PoseOutput(feature, embedding, pose_camera, pose, rotation, actor)
 
 
 def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
@@ -220,4 +242,4 @@ def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
 def build_model(cfg: TrainConfig) -> PoseNet:
     """The network a training config describes."""
     return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame, cfg.regress_from,
-                   cfg.mixstyle)
+                   cfg.mixstyle, actor_head=cfg.adversary > 0)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -104,11 +105,23 @@ def training_step(
         out = model(images)
     if cfg.precision != "fp32":  # losses in float32
         out = PoseOutput(**{k: None if v is None else v.float() for k, v in vars(out).items()})
-    metres = 1e-3  # pose losses in metres keep them on the triplet loss's scale
+    loss, stats = _pose_terms(out, batch, cfg, n_lab)
+    loss, stats = _with_triplet(loss, stats, out, batch, triplet, lam, n_lab)
+    if cfg.adversary > 0:
+        loss, stats = _with_adversary(loss, stats, out, n_lab, cfg.adversary)
+    stats["loss"] = loss.item()
+    return loss, stats
+
+
+def _pose_terms(
+    out: PoseOutput, batch: dict[str, torch.Tensor], cfg: TrainConfig, n_lab: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Pose loss of the labelled part of the batch (in metres, the triplet loss's scale)."""
+    metres = 1e-3
     target_camera = batch["pose_camera"] * metres
     if out.rotation is None:  # the camera-frame ablation: the regressor predicts it directly
         loss = pose_loss(out.pose_camera[:n_lab] * metres, target_camera, cfg.pose_loss)
-        return _with_triplet(loss, {"loss_camera": loss.item()}, out, batch, triplet, lam, n_lab)
+        return loss, {"loss_camera": loss.item()}
     # The regressor learns the canonical pose; the view head learns the rotation that takes
     # the true canonical pose to the true camera-frame pose. Kept apart, an early, wrong
     # rotation cannot drag the canonical prediction towards the mean pose.
@@ -118,8 +131,20 @@ def training_step(
     rotated = target_canonical @ out.rotation[:n_lab].transpose(1, 2)
     loss_view = pose_loss(rotated, target_camera, cfg.pose_loss)
     stats = {"loss_canonical": loss_canonical.item(), "loss_view": loss_view.item()}
-    loss = loss_canonical + cfg.view_weight * loss_view
-    return _with_triplet(loss, stats, out, batch, triplet, lam, n_lab)
+    return loss_canonical + cfg.view_weight * loss_view, stats
+
+
+def _with_adversary(
+    loss: torch.Tensor, stats: dict[str, float], out: PoseOutput, n_lab: int, weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Add the labelled-vs-unlabelled discriminator's loss; its gradient reaches the network
+    reversed, so the embedding learns to hide which actor is the labelled one."""
+    target = torch.zeros_like(out.actor_logit)
+    target[:n_lab] = 1.0
+    bce = F.binary_cross_entropy_with_logits(out.actor_logit, target)
+    with torch.no_grad():
+        accuracy = ((out.actor_logit > 0).float() == target).float().mean().item()
+    return loss + weight * bce, stats | {"loss_adversary": bce.item(), "adv_acc": accuracy}
 
 
 def _with_triplet(
@@ -139,7 +164,6 @@ def _with_triplet(
                   "active": tstats["active_fraction"],
                   "triplets": tstats["num_triplets"], "d_ap": tstats["mean_pos_dist"],
                   "d_an": tstats["mean_neg_dist"]}
-    stats["loss"] = loss.item()
     return loss, stats
 
 
