@@ -65,6 +65,14 @@ VARIANTS: dict[str, list[str]] = {
                                        "mixstyle=0.5", "channel_shuffle=true"],
     "control-views4-mix0.5": ["lam=0", "forward_unlabelled=true", "n_views=4", "n_sequences=2",
                               "mixstyle=0.5", "channel_shuffle=true"],
+    # session 13: a discriminator of the labelled actor, its gradient reversed (DANN)
+    "mcss-lam0.03-all-views4-adv0.03": ["lam=0.03", "strategy=all", "n_views=4",
+                                        "n_sequences=2", "adversary=0.03",
+                                        "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-adv0.1": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                       "adversary=0.1", "channel_shuffle=true"],
+    "control-views4-adv0.03": ["lam=0", "n_views=4", "n_sequences=2", "adversary=0.03",
+                               "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }
