@@ -73,6 +73,9 @@ VARIANTS: dict[str, list[str]] = {
                                        "adversary=0.1", "channel_shuffle=true"],
     "control-views4-adv0.03": ["lam=0", "n_views=4", "n_sequences=2", "adversary=0.03",
                                "channel_shuffle=true"],
+    # session 13: the views of one instant must predict one canonical pose (Rhodin et al.)
+    "mcss-lam0.03-all-views4-cons1": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                      "pose_consistency=1", "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

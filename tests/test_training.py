@@ -15,7 +15,7 @@ from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
 from mcss.evaluate import load_trained
-from mcss.train import train
+from mcss.train import train, view_consistency_loss
 
 
 def _cfg(**overrides):
@@ -106,6 +106,24 @@ def test_adversary_logs_its_discriminator_and_saves_its_head(tiny_dataset, tmp_p
     assert model.actor_head is not None and loaded_cfg.adversary == 0.1
     with pytest.raises(ConfigError, match="adversary"):
         _cfg(adversary=-1)
+
+
+def test_view_consistency_loss_by_hand() -> None:
+    poses = torch.zeros(5, 17, 3)
+    poses[1] += 0.3  # instant (0, 5): views at 0 and 0.3, mean 0.15, each 0.15 away
+    poses[4] += 7.0  # alone at its instant: nothing to agree with
+    loss = view_consistency_loss(poses.requires_grad_(), torch.tensor([0, 0, 1, 1, 2]),
+                                 torch.tensor([5, 5, 5, 5, 5]))
+    assert loss.item() == pytest.approx(2 * 0.15 / 5)
+    loss.backward()  # the target is detached: each view is pulled towards the mean only
+    assert torch.allclose(poses.grad[0], torch.full((17, 3), -1 / (5 * 51)))
+
+
+def test_pose_consistency_trains_and_needs_the_canonical_frame(tiny_dataset, tmp_path) -> None:
+    train(tiny_dataset, tmp_path / "cons", _cfg(lam=0.5, pose_consistency=1.0), progress=False)
+    assert "loss_consistency" in (tmp_path / "cons" / "metrics.csv").read_text()
+    with pytest.raises(ConfigError, match="pose_frame=canonical"):
+        _cfg(pose_consistency=1.0, pose_frame="camera")
 
 
 def test_tiny_run_lowers_validation_error(tiny_dataset, tmp_path) -> None:

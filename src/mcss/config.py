@@ -71,6 +71,9 @@ class TrainConfig:
     # weight of a discriminator telling labelled from unlabelled crops by their embedding, its
     # gradient reversed into the network (DANN): the embedding learns to hide the actor (docs)
     adversary: float = 0.0
+    # weight of the multi-view consistency of the predicted canonical pose on unlabelled crops:
+    # each view's prediction is pulled to the (detached) mean over its instant's views (docs)
+    pose_consistency: float = 0.0
     # bookkeeping
     seed: int = 0
     val_every: int = 100
@@ -106,8 +109,11 @@ class TrainConfig:
             raise ConfigError("lam, lam_initial, margin and weight_decay must be >= 0 and lr > 0")
         if self.max_gap is not None and self.max_gap < self.min_gap:
             raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
-        if self.adversary < 0:
-            raise ConfigError(f"adversary must be >= 0, got {self.adversary}")
+        if min(self.adversary, self.pose_consistency) < 0:
+            raise ConfigError("adversary and pose_consistency must be >= 0")
+        if self.pose_consistency > 0 and self.pose_frame != "canonical":
+            raise ConfigError("pose_consistency compares canonical poses across views: it "
+                              "needs pose_frame=canonical")
         if not 0 <= self.mixstyle <= 1:
             raise ConfigError(f"mixstyle is a probability in [0, 1], got {self.mixstyle}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
@@ -122,7 +128,7 @@ class TrainConfig:
     @property
     def uses_unlabelled(self) -> bool:
         return (self.lam > 0 or self.lam_initial > 0 or self.forward_unlabelled
-                or self.adversary > 0)
+                or self.adversary > 0 or self.pose_consistency > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -109,6 +109,11 @@ def training_step(
     loss, stats = _with_triplet(loss, stats, out, batch, triplet, lam, n_lab)
     if cfg.adversary > 0:
         loss, stats = _with_adversary(loss, stats, out, n_lab, cfg.adversary)
+    if cfg.pose_consistency > 0:
+        term = view_consistency_loss(out.pose_canonical[n_lab:] * 1e-3, batch["sequence"],
+                                     batch["time"])
+        loss = loss + cfg.pose_consistency * term
+        stats["loss_consistency"] = term.item()
     stats["loss"] = loss.item()
     return loss, stats
 
@@ -132,6 +137,18 @@ def _pose_terms(
     loss_view = pose_loss(rotated, target_camera, cfg.pose_loss)
     stats = {"loss_canonical": loss_canonical.item(), "loss_view": loss_view.item()}
     return loss_canonical + cfg.view_weight * loss_view, stats
+
+
+def view_consistency_loss(poses: torch.Tensor, sequence: torch.Tensor,
+                          time: torch.Tensor) -> torch.Tensor:
+    """L1 between each crop's canonical pose ``(N, 17, 3)`` and the detached mean of the poses
+    of its instant (same ``sequence`` and ``time``, other cameras): the canonical pose does
+    not depend on the view, so the views of one instant must agree (Rhodin et al., 2018)."""
+    _, group = torch.unique(torch.stack([sequence, time], 1), dim=0, return_inverse=True)
+    sums = torch.zeros((int(group.max()) + 1, *poses.shape[1:]), dtype=poses.dtype,
+                       device=poses.device).index_add_(0, group, poses.detach())
+    counts = torch.bincount(group).to(poses.dtype)
+    return pose_loss(poses, (sums / counts[:, None, None])[group], "l1")
 
 
 def _with_adversary(
