@@ -76,6 +76,10 @@ VARIANTS: dict[str, list[str]] = {
     # session 13: the views of one instant must predict one canonical pose (Rhodin et al.)
     "mcss-lam0.03-all-views4-cons1": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
                                       "pose_consistency=1", "channel_shuffle=true"],
+    # session 13: does stronger weight decay stop the memorising of the labelled actor?
+    "baseline-wd0.05": ["lam=0", "weight_decay=0.05", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-wd0.05": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
+                                       "weight_decay=0.05", "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }
