@@ -173,6 +173,7 @@ def _device_name() -> str:
 
 def summarise(out: Path, data: Path, names: list[str], seconds: dict[str, float],
               steps: int) -> dict[str, Any]:
+    from mcss.checkpoint import checkpoint_step
     from mcss.evaluate import evaluate_run, retrieve_runs
 
     results: dict[str, Any] = {"runs": {}}
@@ -181,7 +182,7 @@ def summarise(out: Path, data: Path, names: list[str], seconds: dict[str, float]
         curve = validation_curve(run)
         test = evaluate_run(run, data, "test")
         results["runs"][name] = {
-            "steps_done": int(curve[-1]["step"]) if curve else 0,
+            "steps_done": checkpoint_step(run),  # the step the test numbers are of
             "finished": (run / "final_metrics.json").exists(),
             "seconds": seconds.get(name), "val_curve": curve,
             "train_loss_tail": training_tail(run),

@@ -270,28 +270,44 @@ LEVERS = {  # run in long_schedule_cpu_levers -> label
 }
 
 
-def levers_figure() -> Path:
-    """Sessions 11-12's levers at 6000 steps on one CPU machine: the S8 curve of every run, and
-    test canonical and PA-MPJPE as bars with the mean-pose predictor and the -25% target."""
-    runs = _result("long_schedule_cpu_levers")["runs"]
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for name, label in LEVERS.items():
+ACTOR_LEVERS = {  # run in long_schedule_cpu_actor_levers -> label (session 13)
+    "extra32/baseline-s0": "baseline",
+    "extra32/control-s0": "BatchNorm control",
+    "extra32/mcss-lam0.03-all-views4-s0": "MCSS, 4 views x 2 takes",
+    "extra32/mcss-lam0.03-all-views4-mix0.5-s0": "MCSS + MixStyle",
+    "extra32/control-views4-mix0.5-s0": "control + MixStyle",
+    "extra32/mcss-lam0.03-all-views4-adv0.03-s0": "MCSS + adversary 0.03 (stopped)",
+    "extra32/mcss-lam0.03-all-views4-adv0.1-s0": "MCSS + adversary 0.1 (stopped)",
+    "extra32/mcss-lam0.03-all-views4-cons1-s0": "MCSS + pose consistency (stopped)",
+    "extra32/baseline-wd0.05-s0": "baseline, weight decay 0.05",
+    "extra32/mcss-lam0.03-all-views4-wd0.05-s0": "MCSS, weight decay 0.05",
+}
+
+
+def levers_figure(result: str = "long_schedule_cpu_levers", levers: dict[str, str] = LEVERS,
+                  out: str = "levers.png") -> Path:
+    """Levers at 6000 steps on one CPU machine: the S8 curve of every run, and test canonical
+    and PA-MPJPE as bars with the mean-pose predictor and the -25% target."""
+    runs = _result(result)["runs"]
+    levers = {name: label for name, label in levers.items() if name in runs}
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 2.2 + 0.25 * len(levers)))
+    for name, label in levers.items():
         curve = runs[name]["val_curve"]
         curves.plot([r["step"] for r in curve], [r["canonical_mpjpe"] for r in curve],
                     marker=".", label=label)
     curves.set_title("validation (S8) canonical MPJPE")
     curves.set_xlabel("step")
-    y = np.arange(len(LEVERS))
+    y = np.arange(len(levers))
     for offset, key, label, colour in ((-0.2, "canonical_mpjpe", "canonical MPJPE", "tab:green"),
                                        (0.2, "pa_mpjpe", "PA-MPJPE", "tab:olive")):
-        bars.barh(y + offset, [runs[n]["test"][key] for n in LEVERS], height=0.4,
+        bars.barh(y + offset, [runs[n]["test"][key] for n in levers], height=0.4,
                   color=colour, label=label)
     base = runs["extra32/baseline-s0"]
     bars.axvline(base["references"]["mean_pose_mpjpe"], color="tab:red", ls="--", lw=1,
                  label="mean-pose predictor")
     bars.axvline(0.75 * base["test"]["canonical_mpjpe"], color="black", ls=":", lw=1,
                  label="target: -25% canonical")
-    bars.set_yticks(y, list(LEVERS.values()), fontsize=8)
+    bars.set_yticks(y, list(levers.values()), fontsize=8)
     bars.set_xlim(0, 185)  # room for the legend right of the bars
     bars.invert_yaxis()
     bars.set_title("test S9/S11, mean over actions")
@@ -299,7 +315,7 @@ def levers_figure() -> Path:
     bars.legend(fontsize=7, loc="lower right")
     curves.legend(fontsize=7)
     curves.set_ylabel("mm")
-    return _save(fig, "levers.png")
+    return _save(fig, out)
 
 
 if __name__ == "__main__":
@@ -311,3 +327,4 @@ if __name__ == "__main__":
     print(actors_figure())
     print(schedule_12k_figure())
     print(levers_figure())
+    print(levers_figure("long_schedule_cpu_actor_levers", ACTOR_LEVERS, "actor_levers.png"))

@@ -16,7 +16,13 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 import mcss.checkpoint as ckpt
-from mcss.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from mcss.checkpoint import (
+    CheckpointError,
+    checkpoint_step,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -130,6 +136,7 @@ def test_path_may_be_run_dir_checkpoints_dir_or_step_folder(resumed: dict) -> No
     for path in (run_dir, run_dir / "checkpoints", step_dir):
         assert load_checkpoint(path, _make(5)[0], restore_rng=False)["path"] == step_dir
     assert latest_checkpoint(run_dir) == step_dir
+    assert checkpoint_step(run_dir) == 3 == checkpoint_step(step_dir)
 
 
 def test_on_disk_layout(resumed: dict) -> None:

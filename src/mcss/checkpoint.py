@@ -138,6 +138,11 @@ def checkpoint_extra(path: Path) -> tuple[Path, dict[str, Any]]:
     return folder, _read_state(folder).get("extra", {})
 
 
+def checkpoint_step(path: Path) -> int:
+    """The training step of a checkpoint: a step folder, or a run's latest."""
+    return int(_read_state(_resolve(Path(path)))["step"])
+
+
 def load_checkpoint(
     path: Path,
     model: nn.Module,
