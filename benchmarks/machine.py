@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -23,3 +27,16 @@ def load_average() -> list[float] | None:
         return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
     except OSError:
         return None
+
+
+def write_runs_result(path: Path, runs: dict[str, Any]) -> None:
+    """Write ``runs`` as a results file with the machine, torch and the command that made it."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(
+        {"runs": runs, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+         "torch": torch.__version__,
+         "command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])},
+        indent=1) + "\n")
+    print(f"wrote {path}")

@@ -18,15 +18,12 @@ must close from one labelled actor.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from machine import cpu_model
+from machine import write_runs_result
 
 ROLES = ("labelled", "unlabelled", "validation", "test")
 
@@ -99,18 +96,9 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
                     / "subject_gap.json")
     args = ap.parse_args()
-    import torch
-
     results = {run.name: run_gap(run, args.data, args.max_frames) for run in args.runs}
     print(markdown(results))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(
-        {"runs": results, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-         "torch": torch.__version__,
-         "command": "python benchmarks/subject_gap.py " + " ".join(sys.argv[1:])},
-        indent=1) + "\n")
-    print(f"wrote {args.results}")
-
+    write_runs_result(args.results, results)
 
 if __name__ == "__main__":
     main()
