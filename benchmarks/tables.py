@@ -117,6 +117,14 @@ CAPTIONS = {
                                 "control and MCSS with 32 more actors on the same machine; 2 "
                                 "CPU cores, 2-3 runs at a time with 1 thread each "
                                 "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_actor_levers": "levers for actor invariance on top of 4 views of 2 takes "
+                                      "(session 13): MixStyle (for MCSS and the control), a "
+                                      "discriminator of the labelled actor behind a gradient "
+                                      "reversal, multi-view consistency of the predicted pose, "
+                                      "and weight decay 0.05 (for MCSS and the baseline), beside "
+                                      "sessions 11-12's baseline, control and 4 views on the "
+                                      "same CPU model; a stopped run trailed 4 views at every "
+                                      "validation (benchmarks/merge_long.py)",
     "long_schedule_cpu_12k": "twice the schedule of long_schedule_cpu_actors: the baseline "
                              "and MCSS with 32 more unlabelled actors; 2 CPU cores, 2 runs at "
                              "a time with 1 thread each (benchmarks/merge_long.py)",
@@ -246,6 +254,7 @@ def generated_block() -> str:
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
                        ("long_schedule_x32_seeds", long_schedule_table),
+                       ("long_schedule_cpu_actor_levers", long_schedule_table),
                        ("long_schedule_cpu_levers", long_schedule_table),
                        ("long_schedule_cpu_12k", long_schedule_table),
                        ("long_schedule_cpu_actors", long_schedule_table),
