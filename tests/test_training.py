@@ -15,7 +15,7 @@ from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
 from mcss.evaluate import load_trained
-from mcss.train import train, view_consistency_loss
+from mcss.train import pose_consistency_loss, train
 
 
 def _cfg(**overrides):
@@ -108,11 +108,11 @@ def test_adversary_logs_its_discriminator_and_saves_its_head(tiny_dataset, tmp_p
         _cfg(adversary=-1)
 
 
-def test_view_consistency_loss_by_hand() -> None:
+def test_pose_consistency_loss_by_hand() -> None:
     poses = torch.zeros(5, 17, 3)
     poses[1] += 0.3  # instant (0, 5): views at 0 and 0.3, mean 0.15, each 0.15 away
     poses[4] += 7.0  # alone at its instant: nothing to agree with
-    loss = view_consistency_loss(poses.requires_grad_(), torch.tensor([0, 0, 1, 1, 2]),
+    loss = pose_consistency_loss(poses.requires_grad_(), torch.tensor([0, 0, 1, 1, 2]),
                                  torch.tensor([5, 5, 5, 5, 5]))
     assert loss.item() == pytest.approx(2 * 0.15 / 5)
     loss.backward()  # the target is detached: each view is pulled towards the mean only

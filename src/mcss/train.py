@@ -94,7 +94,7 @@ def training_step(
     """Loss of one step. Labelled and unlabelled crops go through the network together, so
     BatchNorm sees the same mixture in MCSS and in the ``forward_unlabelled`` control.
     In a multi-process run ``batch`` is this rank's share; the triplet term sees the
-    global batch."""
+    global batch. ``adversary`` and ``pose_consistency`` add their terms when set."""
     n_lab = len(batch["images"])
     images = batch["images"]
     if cfg.uses_unlabelled:
@@ -110,7 +110,7 @@ def training_step(
     if cfg.adversary > 0:
         loss, stats = _with_adversary(loss, stats, out, n_lab, cfg.adversary)
     if cfg.pose_consistency > 0:
-        term = view_consistency_loss(out.pose_canonical[n_lab:] * 1e-3, batch["sequence"],
+        term = pose_consistency_loss(out.pose_canonical[n_lab:] * 1e-3, batch["sequence"],
                                      batch["time"])
         loss = loss + cfg.pose_consistency * term
         stats["loss_consistency"] = term.item()
@@ -139,7 +139,7 @@ def _pose_terms(
     return loss_canonical + cfg.view_weight * loss_view, stats
 
 
-def view_consistency_loss(poses: torch.Tensor, sequence: torch.Tensor,
+def pose_consistency_loss(poses: torch.Tensor, sequence: torch.Tensor,
                           time: torch.Tensor) -> torch.Tensor:
     """L1 between each crop's canonical pose ``(N, 17, 3)`` and the detached mean of the poses
     of its instant (same ``sequence`` and ``time``, other cameras): the canonical pose does
