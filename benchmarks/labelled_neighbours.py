@@ -19,13 +19,12 @@ could still win, while a regression that beats the lookup interpolates between l
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from machine import write_runs_result
+from machine import runs_arguments, write_runs_result
 
 
 def nearest_labelled(labelled_emb: np.ndarray, query_emb: np.ndarray, k: int) -> np.ndarray:
@@ -106,17 +105,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
-    ap.add_argument("--max-frames", type=int, default=4000,
-                    help="crops per subject (and of the labelled set), drawn with seed 0")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
-                    / "labelled_neighbours.json")
-    args = ap.parse_args()
+    args = runs_arguments(__doc__, "labelled_neighbours.json", 4000,
+                          "crops per subject (and of the labelled set), drawn with seed 0")
     results = {run.name: run_neighbours(run, args.data, args.max_frames) for run in args.runs}
     print(markdown(results))
     write_runs_result(args.results, results)
+
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,8 @@ from machine import cpu_model
 # "mcss-views4", and the channel shuffle on (both defaults until session 4); semi-hard mining
 # was the default until session 7, so every variant starts from it (a later `strategy=` wins).
 PINNED = ["strategy=semihard"]
+# session 7's four views of two takes, the base of the later levers
+VIEWS4 = ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2", "channel_shuffle=true"]
 VARIANTS: dict[str, list[str]] = {
     "baseline": ["lam=0", "channel_shuffle=true"],
     "control": ["lam=0", "forward_unlabelled=true", "channel_shuffle=true"],
@@ -49,37 +51,26 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.1-all": ["lam=0.1", "strategy=all", "channel_shuffle=true"],
     "mcss-lam0.03-all": ["lam=0.03", "strategy=all", "channel_shuffle=true"],
     # session 7: the new defaults with 4 views of 2 takes (best camera frame on S6, quick)
-    "mcss-lam0.03-all-views4": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4": VIEWS4,
     # session 8: views first, then pose: lam decays from 1 to 0.03 over half the run
     "mcss-lam1to0.03-all": ["lam=0.03", "lam_initial=1", "lam_warmup_steps=3000",
                             "strategy=all", "channel_shuffle=true"],
     # session 12: levers on top of 4 views of 2 takes (CPU, S8)
-    "mcss-lam0.03-all-views4-emb256": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                       "embedding_dim=256", "channel_shuffle=true"],
-    "mcss-lam0.03-all-views4-seq4": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=4",
-                                     "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-emb256": [*VIEWS4, "embedding_dim=256"],
+    "mcss-lam0.03-all-views4-seq4": [*VIEWS4, "n_sequences=4"],
     # session 13: appearance mixing (MixStyle) across the actors of a batch (CPU, S8); the
     # control sees the same unlabelled actors, so it tells mixing from the multi-view term
-    "mcss-lam0.03-all-views4-mix0.5": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                       "mixstyle=0.5", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-mix0.5": [*VIEWS4, "mixstyle=0.5"],
     "control-views4-mix0.5": ["lam=0", "forward_unlabelled=true", "n_views=4", "n_sequences=2",
                               "mixstyle=0.5", "channel_shuffle=true"],
     # session 13: a discriminator of the labelled actor, its gradient reversed (DANN)
-    "mcss-lam0.03-all-views4-adv0.03": ["lam=0.03", "strategy=all", "n_views=4",
-                                        "n_sequences=2", "adversary=0.03",
-                                        "channel_shuffle=true"],
-    "mcss-lam0.03-all-views4-adv0.1": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                       "adversary=0.1", "channel_shuffle=true"],
-    "control-views4-adv0.03": ["lam=0", "n_views=4", "n_sequences=2", "adversary=0.03",
-                               "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-adv0.03": [*VIEWS4, "adversary=0.03"],
+    "mcss-lam0.03-all-views4-adv0.1": [*VIEWS4, "adversary=0.1"],
     # session 13: the views of one instant must predict one canonical pose (Rhodin et al.)
-    "mcss-lam0.03-all-views4-cons1": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                      "pose_consistency=1", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-cons1": [*VIEWS4, "pose_consistency=1"],
     # session 13: does stronger weight decay stop the memorising of the labelled actor?
     "baseline-wd0.05": ["lam=0", "weight_decay=0.05", "channel_shuffle=true"],
-    "mcss-lam0.03-all-views4-wd0.05": ["lam=0.03", "strategy=all", "n_views=4", "n_sequences=2",
-                                       "weight_decay=0.05", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-wd0.05": [*VIEWS4, "weight_decay=0.05"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

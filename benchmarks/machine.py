@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -40,3 +41,15 @@ def write_runs_result(path: Path, runs: dict[str, Any]) -> None:
          "command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])},
         indent=1) + "\n")
     print(f"wrote {path}")
+
+
+def runs_arguments(doc: str, results_name: str, max_frames: int,
+                   frames_help: str) -> argparse.Namespace:
+    """The command line of a benchmark that measures trained runs on a dataset."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
+    ap.add_argument("--max-frames", type=int, default=max_frames, help=frames_help)
+    ap.add_argument("--results", type=Path,
+                    default=Path(__file__).parent / "results" / results_name)
+    return ap.parse_args()

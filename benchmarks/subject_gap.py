@@ -17,13 +17,12 @@ must close from one labelled actor.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from machine import write_runs_result
+from machine import runs_arguments, write_runs_result
 
 ROLES = ("labelled", "unlabelled", "validation", "test")
 
@@ -89,16 +88,11 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
-    ap.add_argument("--max-frames", type=int, default=300, help="crops per subject")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
-                    / "subject_gap.json")
-    args = ap.parse_args()
+    args = runs_arguments(__doc__, "subject_gap.json", 300, "crops per subject")
     results = {run.name: run_gap(run, args.data, args.max_frames) for run in args.runs}
     print(markdown(results))
     write_runs_result(args.results, results)
+
 
 if __name__ == "__main__":
     main()
