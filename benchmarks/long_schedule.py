@@ -71,6 +71,11 @@ VARIANTS: dict[str, list[str]] = {
     # session 13: does stronger weight decay stop the memorising of the labelled actor?
     "baseline-wd0.05": ["lam=0", "weight_decay=0.05", "channel_shuffle=true"],
     "mcss-lam0.03-all-views4-wd0.05": [*VIEWS4, "weight_decay=0.05"],
+    # session 14: a mean teacher's multi-view-averaged poses label the unlabelled actors; the
+    # second run has the pseudo-labels without the metric term
+    "mcss-lam0.03-all-views4-teach1": [*VIEWS4, "teacher=1"],
+    "teacher1-views4": ["lam=0", "teacher=1", "n_views=4", "n_sequences=2",
+                        "channel_shuffle=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

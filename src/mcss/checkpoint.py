@@ -6,6 +6,7 @@ Layout (one folder per saved step, see ``DESIGN.md`` section 5)::
         latest                      # text: the newest folder's name, e.g. "step-00000300"
         step-00000300/
             model.safetensors       # model.state_dict() (parameters and buffers)
+            teacher.safetensors     # the mean teacher's state dict (runs with ``teacher``)
             optimizer.safetensors   # optimizer tensors: "state.{param_id}.{key}" (if optimizer)
             scheduler.safetensors   # only if the scheduler state holds tensors (rare)
             rng.safetensors         # "torch.cpu" (uint8) and "torch.cuda.{i}" RNG states
@@ -57,6 +58,7 @@ CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
+TEACHER_FILE = "teacher.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 SCHEDULER_FILE = "scheduler.safetensors"
 RNG_FILE = "rng.safetensors"
@@ -84,6 +86,7 @@ def save_checkpoint(
     scheduler: LRScheduler | None = None,
     extra: dict[str, Any] | None = None,
     keep_last: int | None = 3,
+    teacher: nn.Module | None = None,
 ) -> Path:
     """Write ``run_dir/checkpoints/step-{step:08d}/`` atomically and point ``latest`` at it.
 
@@ -101,7 +104,7 @@ def save_checkpoint(
     name = _step_name(step)
     final = ckpt_dir / name
     with _temp_dir(ckpt_dir, name) as tmp:
-        _write_contents(tmp, step, model, optimizer, scheduler, extra or {})
+        _write_contents(tmp, step, model, optimizer, scheduler, extra or {}, teacher)
         _fsync_dir(tmp)
         _replace_dir(tmp, final)
     _fsync_dir(ckpt_dir)
@@ -149,8 +152,10 @@ def load_checkpoint(
     optimizer: Optimizer | None = None,
     scheduler: LRScheduler | None = None,
     restore_rng: bool = True,
+    teacher: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Restore model (and optionally optimizer, scheduler, RNG states) from a checkpoint.
+    """Restore model (and optionally optimizer, scheduler, RNG states, the mean teacher) from a
+    checkpoint.
 
     ``path`` may be a run dir, its ``checkpoints`` dir or one step folder. Everything is
     read and checked before anything is modified, so a bad checkpoint leaves the model as
@@ -168,8 +173,13 @@ def load_checkpoint(
         else None
     )
     rng_tensors = _load_tensors(folder / RNG_FILE) if restore_rng else None
+    teacher_tensors = _load_tensors(folder / TEACHER_FILE) if teacher is not None else None
+    if teacher_tensors is not None:
+        _check_model(folder / TEACHER_FILE, teacher, teacher_tensors)
 
     target.load_state_dict(model_tensors, strict=True)
+    if teacher_tensors is not None:
+        teacher.load_state_dict(teacher_tensors, strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(opt_state)
     if scheduler is not None:
@@ -189,9 +199,12 @@ def _write_contents(
     optimizer: Optimizer | None,
     scheduler: LRScheduler | None,
     extra: dict[str, Any],
+    teacher: nn.Module | None,
 ) -> None:
     """Write every file of one checkpoint into ``folder`` (state.json last)."""
     _save_tensors(_model_tensors(_unwrap(model)), folder / MODEL_FILE)
+    if teacher is not None:
+        _save_tensors(_model_tensors(teacher), folder / TEACHER_FILE)
     state: dict[str, Any] = {"format_version": FORMAT_VERSION, "step": int(step)}
     state["optimizer"] = _encode_to_file(optimizer, folder / OPTIMIZER_FILE)
     state["scheduler"] = _encode_to_file(scheduler, folder / SCHEDULER_FILE)

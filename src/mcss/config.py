@@ -74,6 +74,12 @@ class TrainConfig:
     # weight of the multi-view consistency of the predicted canonical pose on unlabelled crops:
     # each view's prediction is pulled to the (detached) mean over its instant's views (docs)
     pose_consistency: float = 0.0
+    # weight of pseudo-labels on unlabelled crops from a mean teacher (an EMA of the network,
+    # decay teacher_decay): its canonical poses averaged over each instant's views, from step
+    # teacher_start on, once the labelled fit is under way (docs)
+    teacher: float = 0.0
+    teacher_decay: float = 0.995
+    teacher_start: int = 2000
     # bookkeeping
     seed: int = 0
     val_every: int = 100
@@ -109,11 +115,14 @@ class TrainConfig:
             raise ConfigError("lam, lam_initial, margin and weight_decay must be >= 0 and lr > 0")
         if self.max_gap is not None and self.max_gap < self.min_gap:
             raise ConfigError(f"max_gap ({self.max_gap}) must be >= min_gap ({self.min_gap})")
-        if min(self.adversary, self.pose_consistency) < 0:
-            raise ConfigError("adversary and pose_consistency must be >= 0")
-        if self.pose_consistency > 0 and self.pose_frame != "canonical":
-            raise ConfigError("pose_consistency compares canonical poses across views: it "
-                              "needs pose_frame=canonical")
+        if min(self.adversary, self.pose_consistency, self.teacher, self.teacher_start) < 0:
+            raise ConfigError("adversary, pose_consistency, teacher and teacher_start must be "
+                              ">= 0")
+        if max(self.pose_consistency, self.teacher) > 0 and self.pose_frame != "canonical":
+            raise ConfigError("pose_consistency and teacher compare canonical poses across "
+                              "views: they need pose_frame=canonical")
+        if not 0 < self.teacher_decay < 1:
+            raise ConfigError(f"teacher_decay must be in (0, 1), got {self.teacher_decay}")
         if not 0 <= self.mixstyle <= 1:
             raise ConfigError(f"mixstyle is a probability in [0, 1], got {self.mixstyle}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
@@ -128,7 +137,7 @@ class TrainConfig:
     @property
     def uses_unlabelled(self) -> bool:
         return (self.lam > 0 or self.lam_initial > 0 or self.forward_unlabelled
-                or self.adversary > 0 or self.pose_consistency > 0)
+                or self.adversary > 0 or self.pose_consistency > 0 or self.teacher > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

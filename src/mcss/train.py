@@ -33,6 +33,7 @@ from mcss.losses import TripletLoss, pose_loss
 from mcss.mining import TemporalHardNegativeMiner
 from mcss.model import PoseNet, PoseOutput, build_model, load_backbone_init
 from mcss.runlog import RunLog, StopRequest, progress_bar, val_line
+from mcss.teacher import build_teacher, instant_mean, multiview_pseudo_labels, teacher_loss
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -89,12 +90,13 @@ def lam_at(cfg: TrainConfig, step: int) -> float:
 
 def training_step(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], triplet: TripletLoss,
-    cfg: TrainConfig, lam: float,
+    cfg: TrainConfig, lam: float, teacher: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one step. Labelled and unlabelled crops go through the network together, so
     BatchNorm sees the same mixture in MCSS and in the ``forward_unlabelled`` control.
     In a multi-process run ``batch`` is this rank's share; the triplet term sees the
-    global batch. ``adversary`` and ``pose_consistency`` add their terms when set."""
+    global batch. ``adversary`` and ``pose_consistency`` add their terms when set, a
+    ``teacher`` (from ``cfg.teacher_start`` on) its pseudo-labels."""
     n_lab = len(batch["images"])
     images = batch["images"]
     if cfg.uses_unlabelled:
@@ -114,6 +116,8 @@ def training_step(
                                      batch["time"])
         loss = loss + cfg.pose_consistency * term
         stats["loss_consistency"] = term.item()
+    if teacher is not None:
+        loss, stats = _with_teacher(loss, stats, out, images[n_lab:], batch, teacher, cfg)
     stats["loss"] = loss.item()
     return loss, stats
 
@@ -144,11 +148,22 @@ def pose_consistency_loss(poses: torch.Tensor, sequence: torch.Tensor,
     """L1 between each crop's canonical pose ``(N, 17, 3)`` and the detached mean of the poses
     of its instant (same ``sequence`` and ``time``, other cameras): the canonical pose does
     not depend on the view, so the views of one instant must agree (Rhodin et al., 2018)."""
-    _, group = torch.unique(torch.stack([sequence, time], 1), dim=0, return_inverse=True)
-    sums = torch.zeros((int(group.max()) + 1, *poses.shape[1:]), dtype=poses.dtype,
-                       device=poses.device).index_add_(0, group, poses.detach())
-    counts = torch.bincount(group).to(poses.dtype)
-    return pose_loss(poses, (sums / counts[:, None, None])[group], "l1")
+    return pose_loss(poses, instant_mean(poses.detach(), sequence, time), "l1")
+
+
+def _with_teacher(
+    loss: torch.Tensor, stats: dict[str, float], out: PoseOutput, unlabelled: torch.Tensor,
+    batch: dict[str, torch.Tensor], teacher: torch.nn.Module, cfg: TrainConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Add the distance of the unlabelled crops' canonical poses to the teacher's
+    multi-view-averaged ones; log how far the teacher's views are from their average."""
+    with _autocast(cfg, unlabelled.device):
+        target, disagreement = multiview_pseudo_labels(teacher, unlabelled, batch["sequence"],
+                                                       batch["time"])
+    n_lab = len(out.pose_canonical) - len(unlabelled)
+    term = teacher_loss(out.pose_canonical[n_lab:], target)
+    return (loss + cfg.teacher * term,
+            stats | {"loss_teacher": term.item(), "teacher_disagreement": disagreement})
 
 
 def _with_adversary(
@@ -218,9 +233,11 @@ def _train(
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     triplet = build_triplet_loss(cfg)
+    teacher = build_teacher(model, cfg.teacher_decay) if cfg.teacher > 0 else None
     validate = (Validator(ds, split.validation, batches.labels, split.labelled) if rt.is_main
                 else None)
-    start = load_checkpoint(run, model, optimizer, scheduler)["step"] if resume else 0
+    start = (load_checkpoint(run, model, optimizer, scheduler, teacher=teacher)["step"]
+             if resume else 0)
     if rt.is_main:  # only now: a bad config or checkpoint leaves the run folder untouched
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / "config.yaml")
@@ -237,7 +254,8 @@ def _train(
         for step, batch in enumerate(loader, start=start):
             net.train()
             batch = {k: v.to(rt.device, non_blocking=True) for k, v in batch.items()}
-            loss, stats = training_step(net, batch, triplet, cfg, lam_at(cfg, step))
+            teaching = teacher if teacher is not None and step >= cfg.teacher_start else None
+            loss, stats = training_step(net, batch, triplet, cfg, lam_at(cfg, step), teaching)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"step {step}: loss is {float(loss)}; lower lr or "
                                          "check the labels for NaN")
@@ -246,6 +264,8 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if teacher is not None:
+                teacher.update_parameters(model)
             done, window = step + 1, window + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
                 stats = distributed.mean_over_ranks(stats)
@@ -263,7 +283,8 @@ def _train(
             if rt.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
                 save_checkpoint(run, done, model, optimizer, scheduler,
                                 {"config": cfg.to_dict(), "metrics": metrics,
-                                 "image_size": int(ds.meta["image_size"])}, cfg.keep_last)
+                                 "image_size": int(ds.meta["image_size"])}, cfg.keep_last,
+                                teacher)
             bar.update(1)
             if stopping:
                 bar.close()
