@@ -109,6 +109,10 @@ CAPTIONS = {
     "long_schedule_x32_seeds": "32 more unlabelled actors (`--extra-subjects 32`), 3 seeds each "
                                "of the current defaults and of 4 views of 2 takes per step, "
                                "beside 2 baseline seeds and a BatchNorm control",
+    "long_schedule_x32_9k": "the setting of long_schedule_x32_seeds at 9000 steps: 3 baseline "
+                            "seeds, 4 seeds of 4 views of 2 takes per step and a BatchNorm "
+                            "control, in two calls on one H200 (5 runs side by side, then 3; "
+                            "benchmarks/merge_long.py)",
     "long_schedule_cpu_levers": "levers for the remaining gap, chosen on S8: 64 instead of 32 "
                                 "more unlabelled actors, lam decaying from 1 to 0.03 over the "
                                 "first half, 4 views of 2 takes per step (session 11), and on "
@@ -121,7 +125,9 @@ CAPTIONS = {
                                       "(session 13): MixStyle (for MCSS and the control), a "
                                       "discriminator of the labelled actor behind a gradient "
                                       "reversal, multi-view consistency of the predicted pose, "
-                                      "and weight decay 0.05 (for MCSS and the baseline), beside "
+                                      "and weight decay 0.05 (for MCSS and the baseline); a mean "
+                                      "teacher's multi-view pseudo-labels with and without the "
+                                      "metric term (session 14), beside "
                                       "sessions 11-12's baseline, control and 4 views on the "
                                       "same CPU model; a stopped run trailed 4 views at every "
                                       "validation (benchmarks/merge_long.py)",
@@ -253,6 +259,7 @@ def generated_block() -> str:
                        ("reproduce_full_noshuffle", reproduction_table),
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
+                       ("long_schedule_x32_9k", long_schedule_table),
                        ("long_schedule_x32_seeds", long_schedule_table),
                        ("long_schedule_cpu_actor_levers", long_schedule_table),
                        ("long_schedule_cpu_levers", long_schedule_table),

@@ -281,7 +281,62 @@ ACTOR_LEVERS = {  # run in long_schedule_cpu_actor_levers -> label (session 13)
     "extra32/mcss-lam0.03-all-views4-cons1-s0": "MCSS + pose consistency (stopped)",
     "extra32/baseline-wd0.05-s0": "baseline, weight decay 0.05",
     "extra32/mcss-lam0.03-all-views4-wd0.05-s0": "MCSS, weight decay 0.05",
+    "extra32/mcss-lam0.03-all-views4-teach1-s0": "MCSS + mean teacher (session 14)",
+    "extra32/teacher1-views4-s0": "mean teacher alone (session 14)",
 }
+
+
+X32_SCHEDULES = (  # (steps, result, {method label: variant or reproduce key})
+    (2400, "reproduce_full", {"baseline": "baseline", "control": "control", "MCSS": "mcss"}),
+    (6000, "long_schedule_x32_seeds", {"baseline": "baseline", "control": "control",
+                                       "MCSS": "mcss-lam0.03-all-views4"}),
+    (9000, "long_schedule_x32_9k", {"baseline": "baseline", "control": "control",
+                                    "MCSS": "mcss-lam0.03-all-views4"}),
+)
+_METRICS = (("canonical_mpjpe", "test canonical MPJPE"), ("pa_mpjpe", "test PA-MPJPE"),
+            ("mpjpe", "test camera-frame MPJPE"))
+
+
+def _seed_values(result: dict, key: str, metric: str) -> list[float]:
+    """Test ``metric`` of each seed of ``key``: a reproduce method or a long-schedule variant."""
+    if "methods" in result:
+        return result["methods"][key][metric]["per_seed"]
+    return [run["test"][metric] for name, run in result["runs"].items()
+            if name.rsplit("-s", 1)[0] == key]
+
+
+def x32_schedule_figure() -> Path:
+    """The 32-extra-actor, 4-view setting on an H200 at 2400, 6000 and 9000 steps: each seed's
+    test error per method, and MCSS's mean gain over the baseline against the -25% target."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    colours = {"baseline": "tab:blue", "control": "tab:gray", "MCSS": "tab:green"}
+    gains: dict[str, list[float]] = {metric: [] for metric, _ in _METRICS}
+    for x, (_, name, methods) in enumerate(X32_SCHEDULES):
+        result = _result(name)
+        for i, (label, key) in enumerate(methods.items()):
+            for ax, (metric, _) in zip(axes[:3], _METRICS, strict=True):
+                values = _seed_values(result, key, metric)
+                xs = np.full(len(values), x + (i - 1) * 0.18)
+                ax.scatter(xs, values, color=colours[label], s=16, label=label if x == 0 else None)
+                ax.hlines(np.mean(values), xs[0] - 0.07, xs[0] + 0.07, color=colours[label])
+        for metric in gains:
+            base = np.mean(_seed_values(result, methods["baseline"], metric))
+            gains[metric].append(100 * (np.mean(_seed_values(result, methods["MCSS"], metric))
+                                        / base - 1))
+    ticks = [f"{steps} steps" for steps, _, _ in X32_SCHEDULES]
+    for ax, (_, title) in zip(axes[:3], _METRICS, strict=True):
+        ax.set_xticks(range(len(ticks)), ticks)
+        ax.set_ylabel("mm (dots: seeds, bars: means)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    for metric, title in _METRICS:
+        axes[3].plot(range(len(ticks)), gains[metric], marker="o", label=title[5:])
+    axes[3].axhline(-25, color="tab:red", ls="--", lw=1, label="the paper's -25%")
+    axes[3].set_xticks(range(len(ticks)), ticks)
+    axes[3].set_ylabel("MCSS vs baseline, mean over seeds (%)")
+    axes[3].set_title("gain of MCSS by schedule")
+    axes[3].legend(fontsize=7)
+    return _save(fig, "x32_schedule.png")
 
 
 def levers_figure(result: str = "long_schedule_cpu_levers", levers: dict[str, str] = LEVERS,
@@ -291,10 +346,10 @@ def levers_figure(result: str = "long_schedule_cpu_levers", levers: dict[str, st
     runs = _result(result)["runs"]
     levers = {name: label for name, label in levers.items() if name in runs}
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 2.2 + 0.25 * len(levers)))
-    for name, label in levers.items():
+    for i, (name, label) in enumerate(levers.items()):
         curve = runs[name]["val_curve"]
         curves.plot([r["step"] for r in curve], [r["canonical_mpjpe"] for r in curve],
-                    marker=".", label=label)
+                    marker=".", ls="-" if i < 10 else "--", label=label)  # colours repeat at 10
     curves.set_title("validation (S8) canonical MPJPE")
     curves.set_xlabel("step")
     y = np.arange(len(levers))
@@ -328,3 +383,4 @@ if __name__ == "__main__":
     print(schedule_12k_figure())
     print(levers_figure())
     print(levers_figure("long_schedule_cpu_actor_levers", ACTOR_LEVERS, "actor_levers.png"))
+    print(x32_schedule_figure())
