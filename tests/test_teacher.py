@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mcss.checkpoint import CheckpointError
 from mcss.config import ConfigError, resolve_config
 from mcss.model import PoseOutput
 from mcss.teacher import build_teacher, instant_mean, multiview_pseudo_labels, teacher_loss
@@ -104,3 +105,10 @@ def test_teacher_config_is_checked() -> None:
         _cfg(pose_frame="camera")
     with pytest.raises(ConfigError, match="teacher"):
         _cfg(teacher=-1)
+
+
+def test_resuming_a_run_without_teacher_as_a_teacher_run_says_why(tiny_dataset, tmp_path) -> None:
+    run = tmp_path / "plain"
+    train(tiny_dataset, run, _cfg(teacher=0, steps=2), progress=False)
+    with pytest.raises(CheckpointError, match="holds no mean teacher"):
+        train(tiny_dataset, run, _cfg(), resume=True, progress=False)

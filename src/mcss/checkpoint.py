@@ -173,9 +173,7 @@ def load_checkpoint(
         else None
     )
     rng_tensors = _load_tensors(folder / RNG_FILE) if restore_rng else None
-    teacher_tensors = _load_tensors(folder / TEACHER_FILE) if teacher is not None else None
-    if teacher_tensors is not None:
-        _check_model(folder / TEACHER_FILE, teacher, teacher_tensors)
+    teacher_tensors = _teacher_tensors(folder, teacher) if teacher is not None else None
 
     target.load_state_dict(model_tensors, strict=True)
     if teacher_tensors is not None:
@@ -499,6 +497,19 @@ def _check_model(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor])
             "it is a checkpoint from another architecture: build the model with the config "
             "the checkpoint was trained with, or start a fresh run"
         )
+
+
+def _teacher_tensors(folder: Path, teacher: nn.Module) -> dict[str, torch.Tensor]:
+    """The mean teacher's tensors, checked against ``teacher``."""
+    path = folder / TEACHER_FILE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{folder} holds no mean teacher: its run trained without one (teacher = 0); "
+            "resume it with the config it was trained with (RUN/config.yaml)"
+        )
+    tensors = _load_tensors(path)
+    _check_model(path, teacher, tensors)
+    return tensors
 
 
 def _prepare_optimizer(folder: Path, state: dict[str, Any], optimizer: Optimizer) -> Any:
