@@ -113,6 +113,10 @@ CAPTIONS = {
                             "seeds, 4 seeds of 4 views of 2 takes per step and a BatchNorm "
                             "control, in two calls on one H200 (5 runs side by side, then 3; "
                             "benchmarks/merge_long.py)",
+    "long_schedule_cpu_9k_supervised": "how much would 3D labels of the unlabelled actors give "
+                                       "at 9000 steps? The baseline with S1 labelled and with "
+                                       "S1 and S5-S7 labelled (session 14); 2 CPU cores, 2 runs "
+                                       "at a time with 1 thread each (benchmarks/merge_long.py)",
     "long_schedule_cpu_levers": "levers for the remaining gap, chosen on S8: 64 instead of 32 "
                                 "more unlabelled actors, lam decaying from 1 to 0.03 over the "
                                 "first half, 4 views of 2 takes per step (session 11), and on "
@@ -260,6 +264,7 @@ def generated_block() -> str:
                        ("reproduce_full_session3", reproduction_table),
                        ("reproduce_quick", reproduction_table),
                        ("long_schedule_x32_9k", long_schedule_table),
+                       ("long_schedule_cpu_9k_supervised", long_schedule_table),
                        ("long_schedule_x32_seeds", long_schedule_table),
                        ("long_schedule_cpu_actor_levers", long_schedule_table),
                        ("long_schedule_cpu_levers", long_schedule_table),
