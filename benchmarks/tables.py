@@ -114,9 +114,11 @@ CAPTIONS = {
                             "control, in two calls on one H200 (5 runs side by side, then 3; "
                             "benchmarks/merge_long.py)",
     "long_schedule_cpu_9k_supervised": "how much would 3D labels of the unlabelled actors give "
-                                       "at 9000 steps? The baseline with S1 labelled and with "
-                                       "S1 and S5-S7 labelled (session 14); 2 CPU cores, 2 runs "
-                                       "at a time with 1 thread each (benchmarks/merge_long.py)",
+                                       "at 9000 steps? The baseline with S1 labelled, with S1 "
+                                       "and S5-S7 labelled (2 runs at a time, 1 thread each) "
+                                       "and with all 36 training actors labelled (S1, S5-S7 and "
+                                       "the 32 extra ones; alone, 2 threads), session 14; 2 CPU "
+                                       "cores (benchmarks/merge_long.py)",
     "long_schedule_cpu_levers": "levers for the remaining gap, chosen on S8: 64 instead of 32 "
                                 "more unlabelled actors, lam decaying from 1 to 0.03 over the "
                                 "first half, 4 views of 2 takes per step (session 11), and on "
