@@ -24,6 +24,11 @@ def _result(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
+def _variant(run_name: str) -> str:
+    """A long-schedule run's variant: its name without the ``-s<seed>`` suffix."""
+    return run_name.rsplit("-s", 1)[0]
+
+
 def _save(fig: plt.Figure, name: str) -> Path:
     """Lay out, write ``docs/images/<name>`` and close the figure."""
     fig.tight_layout()
@@ -76,7 +81,7 @@ def long_schedule_figure() -> Path:
     results = _result("long_schedule")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, run in results["runs"].items():
-        variant = name.rsplit("-s", 1)[0]
+        variant = _variant(name)
         steps = [row["step"] for row in run["val_curve"]]
         for ax, key in zip(axes, ("canonical_mpjpe", "mpjpe"), strict=True):
             ax.plot(steps, [row[key] for row in run["val_curve"]], label=name,
@@ -127,7 +132,7 @@ def schedule_gain_figure() -> Path:
     long: dict[str, list[dict]] = {}
     for name in ("long_schedule_defaults", "long_schedule_all"):
         for run_name, run in _result(name)["runs"].items():
-            long.setdefault(run_name.rsplit("-s", 1)[0], []).append(run)
+            long.setdefault(_variant(run_name), []).append(run)
     methods = [("baseline", "reproduce_full_lam0.001", "baseline", "baseline", "tab:blue"),
                ("control", "reproduce_full_lam0.001", "control", "control", "tab:gray"),
                ("MCSS semi-hard, lam 0.001", "reproduce_full_lam0.001", "mcss",
@@ -302,7 +307,7 @@ def _seed_values(result: dict, key: str, metric: str) -> list[float]:
     if "methods" in result:
         return result["methods"][key][metric]["per_seed"]
     return [run["test"][metric] for name, run in result["runs"].items()
-            if name.rsplit("-s", 1)[0] == key]
+            if _variant(name) == key]
 
 
 def x32_schedule_figure() -> Path:
@@ -314,16 +319,17 @@ def x32_schedule_figure() -> Path:
     gains: dict[str, list[float]] = {metric: [] for metric, _ in _METRICS}
     for x, (_, name, methods) in enumerate(X32_SCHEDULES):
         result = _result(name)
-        for i, (label, key) in enumerate(methods.items()):
+        seeds = {(label, metric): _seed_values(result, key, metric)
+                 for label, key in methods.items() for metric, _ in _METRICS}
+        for i, label in enumerate(methods):
             for ax, (metric, _) in zip(axes[:3], _METRICS, strict=True):
-                values = _seed_values(result, key, metric)
+                values = seeds[label, metric]
                 xs = np.full(len(values), x + (i - 1) * 0.18)
                 ax.scatter(xs, values, color=colours[label], s=16, label=label if x == 0 else None)
                 ax.hlines(np.mean(values), xs[0] - 0.07, xs[0] + 0.07, color=colours[label])
         for metric in gains:
-            base = np.mean(_seed_values(result, methods["baseline"], metric))
-            gains[metric].append(100 * (np.mean(_seed_values(result, methods["MCSS"], metric))
-                                        / base - 1))
+            gains[metric].append(100 * (np.mean(seeds["MCSS", metric])
+                                        / np.mean(seeds["baseline", metric]) - 1))
     supervised = _result("long_schedule_cpu_9k_supervised")["runs"]
     references = (("supervised/baseline-s0", "D", "S1 + S5-S7 labelled (CPU, 1 seed)"),
                   ("all-labelled/baseline-s0", "*", "all 36 actors labelled (CPU, 1 seed)"))

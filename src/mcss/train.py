@@ -117,7 +117,8 @@ def training_step(
         loss = loss + cfg.pose_consistency * term
         stats["loss_consistency"] = term.item()
     if teacher is not None:
-        loss, stats = _with_teacher(loss, stats, out, images[n_lab:], batch, teacher, cfg)
+        loss, stats = _with_teacher(loss, stats, out.pose_canonical[n_lab:], images[n_lab:],
+                                    batch, teacher, cfg)
     stats["loss"] = loss.item()
     return loss, stats
 
@@ -152,16 +153,15 @@ def pose_consistency_loss(poses: torch.Tensor, sequence: torch.Tensor,
 
 
 def _with_teacher(
-    loss: torch.Tensor, stats: dict[str, float], out: PoseOutput, unlabelled: torch.Tensor,
+    loss: torch.Tensor, stats: dict[str, float], poses: torch.Tensor, unlabelled: torch.Tensor,
     batch: dict[str, torch.Tensor], teacher: torch.nn.Module, cfg: TrainConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Add the distance of the unlabelled crops' canonical poses to the teacher's
+    """Add the distance of the unlabelled crops' canonical ``poses`` to the teacher's
     multi-view-averaged ones; log how far the teacher's views are from their average."""
     with _autocast(cfg, unlabelled.device):
         target, disagreement = multiview_pseudo_labels(teacher, unlabelled, batch["sequence"],
                                                        batch["time"])
-    n_lab = len(out.pose_canonical) - len(unlabelled)
-    term = teacher_loss(out.pose_canonical[n_lab:], target)
+    term = teacher_loss(poses, target)
     return (loss + cfg.teacher * term,
             stats | {"loss_teacher": term.item(), "teacher_disagreement": disagreement})
 
