@@ -85,7 +85,7 @@ def pair_census(model: Any, cfg: Any, ds: Any, batches: int) -> dict[str, float]
             dist = pairwise_distances(model(b["unlabelled_images"].to(device)).embedding).cpu()
         keys = b["sequence"], b["time"], b["camera"]
         hardest = mine_triplets(dist, *keys, min_gap=cfg.min_gap, max_gap=cfg.max_gap,
-                                negative_camera=cfg.negative_camera)
+                                negative_camera=cfg.negative_camera, strategy="hardest")
         d_ap = dist[hardest.anchor, hardest.positive]
         d_an = dist[hardest.anchor, hardest.negative]
         counts += torch.stack([(d_an < d_ap).sum(), ((d_an >= d_ap) & (d_an < d_ap + cfg.margin))

@@ -129,10 +129,11 @@ def test_small_example_by_hand() -> None:
         ]
     )
     # Item 2 (t=2) is within min_gap=5 of the anchors: never a negative, though it is nearest.
-    tr = mine_triplets(dist, sequence, time, camera, min_gap=5)
+    tr = mine_triplets(dist, sequence, time, camera, min_gap=5, strategy="hardest")
     assert as_list(tr) == [(0, 1, 3), (1, 0, 3)]
     # With other sequences, item 4 is nearer than item 3 for both anchors.
-    tr = mine_triplets(dist, sequence, time, camera, min_gap=5, other_sequences=True)
+    tr = mine_triplets(dist, sequence, time, camera, min_gap=5, other_sequences=True,
+                      strategy="hardest")
     assert as_list(tr) == [(0, 1, 4), (1, 0, 4)]
     # Semi-hard: d(a,p) = 0.5 < d(a,n) < 0.5 + 0.2; only 0.6 (anchor 1, item 3) qualifies.
     tr = mine_triplets(
@@ -142,9 +143,9 @@ def test_small_example_by_hand() -> None:
     # Negatives from the positive's camera only: for anchor 0 (positive 1, camera 1) that is
     # item 3 (camera 1); for anchor 1 (positive 0, camera 0) item 4, of the other sequence.
     tr = mine_triplets(dist, sequence, time, camera, min_gap=5, other_sequences=True,
-                       negative_camera="positive")
+                       negative_camera="positive", strategy="hardest")
     assert as_list(tr) == [(0, 1, 3), (1, 0, 4)]
-    assert len(mine_triplets(dist, sequence, time, camera, min_gap=5,
+    assert len(mine_triplets(dist, sequence, time, camera, min_gap=5, strategy="hardest",
                              negative_camera="positive")) == 1
     # max_gap below 10 leaves no negative at all.
     assert len(mine_triplets(dist, sequence, time, camera, min_gap=5, max_gap=8)) == 0

@@ -88,7 +88,7 @@ def mine_triplets(
     *,
     min_gap: float,
     max_gap: float | None = None,
-    strategy: str = "hardest",
+    strategy: str = "all",
     margin: float = 0.2,
     other_sequences: bool = False,
     negative_camera: str = "any",
@@ -104,7 +104,7 @@ def mine_triplets(
       ``k``); pairs with no valid negative are dropped;
     - ``"semihard"``: the nearest valid ``k`` with ``dist[i, j] < dist[i, k] < dist[i, j] +
       margin`` (ties: smallest ``k``); pairs with none are dropped;
-    - ``"all"``: every valid ``k``.
+    - ``"all"`` (the default, as in training): every valid ``k``.
     """
     _check_options(strategy, min_gap, max_gap, margin, negative_camera)
     n = dist.shape[0] if dist.dim() == 2 else -1
@@ -166,7 +166,7 @@ class TemporalHardNegativeMiner:
         *,
         min_gap: float,
         max_gap: float | None = None,
-        strategy: str = "hardest",
+        strategy: str = "all",
         margin: float = 0.2,
         other_sequences: bool = False,
         negative_camera: str = "any",
