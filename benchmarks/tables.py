@@ -100,7 +100,7 @@ CAPTIONS = {
     "reproduce_full_noshuffle": "session-4 defaults (no channel shuffle), beside the 3 runs of "
                                 "long_schedule_lam0.001 on the same GPU",
     "reproduce_full_session3": "session-3 defaults, on the CPU",
-    "reproduce_curve": "session-3 defaults (lam 0.01, semi-hard triplets, channel shuffle)",
+    "reproduce_curve": "the current defaults, 1000 steps per run, on 2 CPU cores (session 15)",
     "long_schedule_cpu_actors": "the current defaults on the quick dataset and with 8, 16 and 32 "
                                 "more unlabelled actors, beside a baseline, a BatchNorm control "
                                 "and a baseline with S1 and S5-S7 labelled (a supervised "
