@@ -113,6 +113,17 @@ CAPTIONS = {
                             "seeds, 4 seeds of 4 views of 2 takes per step and a BatchNorm "
                             "control, in two calls on one H200 (5 runs side by side, then 3; "
                             "benchmarks/merge_long.py)",
+    "long_schedule_cpu_2400_supervised": "the full-label reference at the full preset's "
+                                         "schedule: the baseline with S1 labelled and with all "
+                                         "36 training actors labelled, 3 seeds each, and MCSS "
+                                         "(4 views of 2 takes), 2 seeds; session 15, 2 CPU "
+                                         "cores, 2 runs at a time with 1 thread each "
+                                         "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_6000_supervised": "the full-label reference at 6000 steps: the baseline "
+                                         "with S1 labelled and with all 36 training actors "
+                                         "labelled, side by side with 1 thread each; session "
+                                         "15, 2 CPU cores (MCSS on this machine: "
+                                         "long_schedule_cpu_levers)",
     "long_schedule_cpu_9k_supervised": "how much would 3D labels of the unlabelled actors give "
                                        "at 9000 steps? The baseline with S1 labelled, with S1 "
                                        "and S5-S7 labelled (2 runs at a time, 1 thread each) "
@@ -267,6 +278,8 @@ def generated_block() -> str:
                        ("reproduce_quick", reproduction_table),
                        ("long_schedule_x32_9k", long_schedule_table),
                        ("long_schedule_cpu_9k_supervised", long_schedule_table),
+                       ("long_schedule_cpu_6000_supervised", long_schedule_table),
+                       ("long_schedule_cpu_2400_supervised", long_schedule_table),
                        ("long_schedule_x32_seeds", long_schedule_table),
                        ("long_schedule_cpu_actor_levers", long_schedule_table),
                        ("long_schedule_cpu_levers", long_schedule_table),
