@@ -174,7 +174,7 @@ def test_triplet_loss_module_composes_miner_and_loss() -> None:
     time = torch.tensor([0, 0, 10, 10])
     camera = torch.tensor([0, 1, 0, 1])
     emb = torch.tensor([unit(0), unit(60), unit(90), unit(180)], requires_grad=True)
-    criterion = TripletLoss(TemporalHardNegativeMiner(min_gap=5, margin=1.0))
+    criterion = TripletLoss(TemporalHardNegativeMiner(min_gap=5, margin=1.0, strategy="hardest"))
     loss, stats = criterion(emb, sequence, time, camera)
     # Hardest negatives (the other instant): anchor 0 -> item 2 (sqrt(2) < 2); anchors 1, 2
     # and 3 -> item 1 or 2, the nearest: d(1,2) = 2 sin 15 = 0.517638, d(3,1) = sqrt(3) < 2.
