@@ -157,3 +157,20 @@ def test_the_table_label_names_the_views_when_not_two() -> None:
     assert "| mcss (lam 0.03, all triplets, 4 views x 2 takes, channel shuffle) |" in table
     assert "| old (lam 0.03, all triplets, channel shuffle) |" in table  # results before it
     assert "| resumed (lam 0.03, all triplets, channel shuffle) |" in table
+
+
+def test_the_sanity_references_are_given_per_label_budget() -> None:
+    def method(label: str, mean_pose: float, oracle: float) -> dict:
+        metric = {"mean": 100.0, "per_seed": [100.0]}
+        return {k: metric for k in ("canonical_mpjpe", "mpjpe", "pa_mpjpe", "n_mpjpe")} | {
+            "pck150": {"mean": 0.5, "per_seed": [0.5]}, "labelled_fit": None,
+            "monitors": [{"embedding_cosine": 0.4, "spread_ratio": 0.7}], "label": label,
+            "references": {"mean_pose_mpjpe": mean_pose, "oracle_mpjpe": oracle}, "lam": 0.0}
+    one = results_markdown({"methods": {"baseline": method("S1", 134.7, 72.7),
+                                        "mcss": method("S1", 134.7, 72.7)}})
+    assert "mean-pose predictor 134.7 mm, nearest-labelled-pose oracle 72.7 mm." in one
+    curve = results_markdown({"methods": {"baseline@1%": method("1%", 134.3, 87.4),
+                                          "mcss@1%": method("1%", 134.3, 87.4),
+                                          "baseline@100%": method("100%", 134.2, 53.5)}})
+    assert ("oracle 134.3 / 87.4 mm with 1% labelled, 134.2 / 53.5 mm with 100% labelled."
+            in curve)
