@@ -346,6 +346,7 @@ def x32_schedule_figure() -> Path:
         ax.scatter([len(X32_SCHEDULES) - 1 + 0.36],
                    [supervised["supervised/baseline-s0"]["test"][metric]], marker="D",
                    color="black", s=26, label="S1 + S5-S7 labelled (CPU, 1 seed)")
+    assert [s for s, _ in FULL_LABEL_SCHEDULES] == [s for s, _, _ in X32_SCHEDULES]  # one x axis
     full_label_gains: dict[str, list[float]] = {metric: [] for metric, _ in _METRICS}
     for x, (_, name) in enumerate(FULL_LABEL_SCHEDULES):
         result = _result(name)

@@ -20,3 +20,15 @@ def test_readme_tables_match_the_committed_results() -> None:
 def test_every_caption_names_a_committed_result() -> None:
     missing = [name for name in tables.CAPTIONS if not (tables.RESULTS / f"{name}.json").exists()]
     assert not missing, f"captions without a result file: {missing}"
+
+
+def test_references_are_given_per_label_when_runs_differ_in_them() -> None:
+    def run(mean_pose: float, oracle: float) -> dict:
+        return {"references": {"mean_pose_mpjpe": mean_pose, "oracle_mpjpe": oracle}}
+    same = {"extra32/baseline-s0": run(134.7, 72.7), "extra32/mcss-s0": run(134.7, 72.7)}
+    assert tables._references(same) == ("Mean-pose predictor 134.7 mm, nearest-labelled-pose "
+                                        "oracle 72.7 mm")
+    mixed = same | {"all-labelled/baseline-s0": run(134.0, 37.7), "x/b-s1": run(134.7, 72.7)}
+    assert tables._references(mixed) == ("Mean-pose predictor / nearest-labelled-pose oracle: "
+                                         "134.7 / 72.7 mm (extra32, x runs), "
+                                         "134.0 / 37.7 mm (all-labelled runs)")
