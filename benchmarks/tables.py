@@ -121,8 +121,8 @@ CAPTIONS = {
                                          "(benchmarks/merge_long.py)",
     "long_schedule_cpu_6000_supervised": "the full-label reference at 6000 steps: the baseline "
                                          "with S1 labelled and with all 36 training actors "
-                                         "labelled, side by side with 1 thread each; session "
-                                         "15, 2 CPU cores (MCSS on this machine: "
+                                         "labelled, 2 seeds each, side by side with 1 thread "
+                                         "each; session 15, 2 CPU cores (MCSS on this machine: "
                                          "long_schedule_cpu_levers)",
     "long_schedule_cpu_9k_supervised": "how much would 3D labels of the unlabelled actors give "
                                        "at 9000 steps? The baseline with S1 labelled, with S1 "
