@@ -201,19 +201,18 @@ def _variant_means(r: dict) -> str:
 
 
 def _references(runs: dict) -> str:
-    """The mean-pose predictor and the oracle; per run label when runs differ in them (both
-    come from the labelled poses: a run with every actor labelled has a nearer oracle)."""
-    refs: dict[tuple[float, float], dict[str, None]] = {}  # -> run labels, in order
-    for name, run in runs.items():
-        x = run["references"]
-        refs.setdefault((x["mean_pose_mpjpe"], x["oracle_mpjpe"]), {})[name.split("/")[0]] = None
-    if len(refs) == 1:
-        (mean_pose, oracle), = refs
+    """The mean-pose predictor and the oracle; per run label when runs differ in them."""
+    from mcss.reproduce import reference_groups
+
+    groups = reference_groups((name.split("/")[0], run["references"])
+                              for name, run in runs.items())
+    if len(groups) == 1:
+        mean_pose, oracle, _ = groups[0]
         return (f"Mean-pose predictor {mean_pose:.1f} mm, nearest-labelled-pose oracle "
                 f"{oracle:.1f} mm")
     return "Mean-pose predictor / nearest-labelled-pose oracle: " + ", ".join(
         f"{mean_pose:.1f} / {oracle:.1f} mm ({', '.join(labels)} runs)"
-        for (mean_pose, oracle), labels in refs.items())
+        for mean_pose, oracle, labels in groups)
 
 
 def long_schedule_table(r: dict, caption: str = "") -> str:

@@ -341,15 +341,15 @@ def x32_schedule_figure() -> Path:
         for metric in gains:
             gains[metric].append(100 * (np.mean(seeds["MCSS", metric])
                                         / np.mean(seeds["baseline", metric]) - 1))
-    supervised = _result("long_schedule_cpu_9k_supervised")["runs"]
+    full_label = {name: _result(name) for _, name in FULL_LABEL_SCHEDULES}
+    supervised = full_label["long_schedule_cpu_9k_supervised"]["runs"]
     for ax, (metric, _) in zip(axes[:3], _METRICS, strict=True):
         ax.scatter([len(X32_SCHEDULES) - 1 + 0.36],
                    [supervised["supervised/baseline-s0"]["test"][metric]], marker="D",
                    color="black", s=26, label="S1 + S5-S7 labelled (CPU, 1 seed)")
     assert [s for s, _ in FULL_LABEL_SCHEDULES] == [s for s, _, _ in X32_SCHEDULES]  # one x axis
     full_label_gains: dict[str, list[float]] = {metric: [] for metric, _ in _METRICS}
-    for x, (_, name) in enumerate(FULL_LABEL_SCHEDULES):
-        result = _result(name)
+    for x, result in enumerate(full_label.values()):
         for ax, (metric, _) in zip(axes[:3], _METRICS, strict=True):
             values = _label_prefix_values(result, "all-labelled/baseline-s", metric)
             ax.scatter(np.full(len(values), x + 0.36), values, marker="*", color="black", s=30,

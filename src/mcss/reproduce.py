@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,17 +246,28 @@ def _method_notes(m: dict[str, Any]) -> list[str]:
     return notes + (["channel shuffle"] if m.get("channel_shuffle") else [])
 
 
+def reference_groups(
+    labelled: Iterable[tuple[str, dict[str, float]]],
+) -> list[tuple[float, float, list[str]]]:
+    """``(label, references)`` pairs -> ``(mean-pose MPJPE, oracle MPJPE, labels)`` per distinct
+    pair of values, in order: both come from the labelled poses, so runs with different label
+    budgets each have their own (the `curve` preset; a run with every actor labelled)."""
+    groups: dict[tuple[float, float], dict[str, None]] = {}
+    for label, r in labelled:
+        groups.setdefault((r["mean_pose_mpjpe"], r["oracle_mpjpe"]), {})[label] = None
+    return [(mean_pose, oracle, list(labels)) for (mean_pose, oracle), labels in groups.items()]
+
+
 def _references_text(methods: dict[str, dict]) -> str:
-    """The mean-pose predictor and the oracle, once per label budget: both are computed from
-    the labelled poses, so the `curve` preset's budgets each have their own."""
-    by_label = {m.get("label"): m["references"] for m in methods.values()}
-    if len(by_label) == 1:
-        r = next(iter(by_label.values()))
-        return (f"mean-pose predictor {r['mean_pose_mpjpe']:.1f} mm, nearest-labelled-pose "
-                f"oracle {r['oracle_mpjpe']:.1f} mm")
+    """The mean-pose predictor and the oracle, once per label budget."""
+    groups = reference_groups((m.get("label"), m["references"]) for m in methods.values())
+    if len(groups) == 1:
+        mean_pose, oracle, _ = groups[0]
+        return (f"mean-pose predictor {mean_pose:.1f} mm, nearest-labelled-pose oracle "
+                f"{oracle:.1f} mm")
     return "mean-pose predictor / nearest-labelled-pose oracle " + ", ".join(
-        f"{r['mean_pose_mpjpe']:.1f} / {r['oracle_mpjpe']:.1f} mm with {label} labelled"
-        for label, r in by_label.items())
+        f"{mean_pose:.1f} / {oracle:.1f} mm with {', '.join(labels)} labelled"
+        for mean_pose, oracle, labels in groups)
 
 
 def results_markdown(results: dict[str, Any]) -> str:
