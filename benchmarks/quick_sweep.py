@@ -29,6 +29,11 @@ from machine import cpu_model
 # explicit, so a variant keeps its meaning when the defaults change (they did in session 4).
 # the session-7 defaults (every valid triplet at lam 0.03) with S6 held out for validation
 ALL_S6 = ["lam=0.03", "strategy=all", "channel_shuffle=true", "val_subject=S6"]
+# session 16: every training frame labelled, 1200 steps; first run as `--preset full --set
+# steps=1200` (the quick preset's training; only validation and checkpoints differ) with the
+# session-7 default strategy (no triplets at lam = 0)
+LABELS100 = ["lam=0", "labelled=100%", "steps=1200", "val_every=300", "ckpt_every=600",
+             "strategy=all", "channel_shuffle=true"]
 VARIANTS: dict[str, list[str]] = {
     "baseline": ["lam=0", "channel_shuffle=true"],
     "mcss-lam0.01": ["lam=0.01", "channel_shuffle=true"],
@@ -139,6 +144,12 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-bf16x1350": ["lam=0.01", "precision=bf16", "steps=1350", "channel_shuffle=true"],
     "mcss-lam0.001-bf16x1350": ["lam=0.001", "precision=bf16", "steps=1350",
                                 "channel_shuffle=true"],
+    # session 16: why does full supervision fit so slowly? Every training frame labelled (the
+    # 36 actors of the quick data with 32 extra), 1200 steps, recipes of the optimisation
+    **{f"labels100-{name}": [*LABELS100, *sets] for name, sets in {
+        "default": [], "l2": ["pose_loss=l2"],
+        "lr3e-3": ["lr=3e-3", "warmup_steps=200"], "lr3e-4": ["lr=3e-4"],
+        "noshuffle": ["channel_shuffle=false"], "feature": ["regress_from=feature"]}.items()},
 }
 
 

@@ -61,7 +61,9 @@ def test_train_eval_retrieve_end_to_end(tiny_dataset: Path, tmp_path: Path, caps
     report = capsys.readouterr().out
     assert stop.value.code == 0
     assert "mean over actions" in report and "mean-pose predictor" in report
+    assert "Left and right: agreement" in report
     result = json.loads((run / "eval-test.json").read_text())
+    assert -1 <= result["monitors"]["left_right_agreement"] <= 1
     assert result["frames"] == 2 * 2 * 8 * 4  # S9, S11 x 2 actions x 8 frames x 4 cameras
     assert set(result["per_action"]) == {"dance_a", "dance_b"}
     subjects = result["per_subject"]

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcss.metrics import auc, mpjpe, n_mpjpe, pa_mpjpe, pck
+from mcss.metrics import (
+    auc,
+    left_right_agreement,
+    left_right_error_share,
+    left_right_parts,
+    mpjpe,
+    n_mpjpe,
+    pa_mpjpe,
+    pck,
+)
+from mcss.skeleton import JOINT_INDEX, mirror
 
 
 def _brute_force_pa(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -56,3 +66,50 @@ def test_pck_and_auc_by_hand() -> None:
     by_hand = np.mean([(errors <= t).mean() for t in thresholds])
     assert auc(pred, gt)[0] == pytest.approx(by_hand)
     assert mpjpe(pred, gt)[0] == pytest.approx(errors.mean())
+
+
+def _symmetric_pose(rng: np.random.Generator) -> np.ndarray:
+    """A root-centred canonical pose equal to its own mirror image."""
+    p = rng.normal(0, 200, (17, 3))
+    p = (p + mirror(p, axis=0)) / 2
+    return p - p[:1]
+
+
+def test_left_right_parts_by_hand() -> None:
+    rng = np.random.default_rng(2)
+    sym = _symmetric_pose(rng)
+    lw, rw = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
+    d = np.array([30.0, -60.0, 90.0])
+    pose = sym.copy()
+    pose[lw] += d  # the left wrist alone moves: half of it is asymmetric
+    s, a = left_right_parts(pose)
+    expected = np.zeros((17, 3))
+    expected[lw], expected[rw] = d / 2, np.array([d[0], -d[1], -d[2]]) / 2
+    assert np.allclose(a, expected, atol=1e-9)
+    assert np.allclose(s + a, pose, atol=1e-9)
+    assert np.allclose(left_right_parts(sym)[1], 0, atol=1e-9)
+    poses = rng.normal(0, 200, (6, 17, 3))
+    poses -= poses[:, :1]
+    s, a = left_right_parts(poses)  # orthogonal parts: squared norms add up
+    assert np.allclose((s**2).sum((1, 2)) + (a**2).sum((1, 2)), (poses**2).sum((1, 2)))
+
+
+def test_left_right_agreement_and_error_share() -> None:
+    rng = np.random.default_rng(3)
+    gt = rng.normal(0, 200, (5, 17, 3))
+    gt -= gt[:, :1]
+    mirrored = mirror(gt, axis=0)
+    averaged = (gt + mirrored) / 2
+    assert np.allclose(left_right_agreement(gt, gt), 1)
+    assert np.allclose(left_right_agreement(2.0 * gt, gt), 1)
+    assert np.allclose(left_right_agreement(mirrored, gt), -1)
+    assert np.allclose(left_right_agreement(averaged, gt), 0)
+    # the mirror image is wrong only in its asymmetry; a symmetric offset only outside it
+    assert left_right_error_share(mirrored, gt) == pytest.approx(1.0)
+    assert left_right_error_share(averaged, gt) == pytest.approx(1.0)
+    offset = np.stack([_symmetric_pose(rng) for _ in range(5)]) / 10
+    assert left_right_error_share(gt + offset, gt) == pytest.approx(0.0, abs=1e-12)
+    both = averaged + offset  # each error in its own part: the squared norms add up
+    anti = ((gt - averaged) ** 2).sum()
+    assert left_right_error_share(both, gt) == pytest.approx(anti / (anti + (offset**2).sum()))
+    assert np.isnan(left_right_error_share(gt, gt))

@@ -24,7 +24,15 @@ from mcss.data.training import make_split
 from mcss.distances import mean_pairwise_cosine
 from mcss.distributed import pick_device
 from mcss.geometry import to_canonical
-from mcss.metrics import auc, mpjpe, n_mpjpe, pa_mpjpe, pck
+from mcss.metrics import (
+    auc,
+    left_right_agreement,
+    left_right_error_share,
+    mpjpe,
+    n_mpjpe,
+    pa_mpjpe,
+    pck,
+)
 from mcss.model import PoseNet, build_model
 
 
@@ -97,7 +105,9 @@ def pose_spread(poses: np.ndarray) -> float:
 
 
 def pose_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str, float]:
-    """Camera-frame and canonical MPJPE, PA-MPJPE, embedding cosine and pose spread ratio."""
+    """Camera-frame and canonical MPJPE, PA-MPJPE, embedding cosine, pose spread ratio, and
+    how well the prediction tells the body's left from its right (agreement of the left-right
+    asymmetry, the share of the squared canonical error that lies in it)."""
     gt_canonical = to_canonical(gt_camera)
     return {
         "mpjpe": float(mpjpe(pred["pose_camera"], gt_camera).mean()),
@@ -106,7 +116,14 @@ def pose_metrics(pred: dict[str, np.ndarray], gt_camera: np.ndarray) -> dict[str
         "embedding_cosine": (mean_pairwise_cosine(torch.from_numpy(pred["embedding"]))
                              if len(gt_camera) >= 2 else float("nan")),  # needs a pair
         "spread_ratio": pose_spread(pred["pose_canonical"]) / max(pose_spread(gt_canonical), 1e-9),
+        "left_right_agreement": float(left_right_agreement(pred["pose_canonical"],
+                                                           gt_canonical).mean()),
+        "left_right_error_share": left_right_error_share(pred["pose_canonical"], gt_canonical),
     }
+
+
+# what an evaluation reports beside the errors: collapse, and left-right confusion
+MONITORS = ("embedding_cosine", "spread_ratio", "left_right_agreement", "left_right_error_share")
 
 
 def collapse_warnings(
@@ -191,8 +208,7 @@ def evaluate_run(run_or_checkpoint: Path, data: Path, split: str = "test") -> di
                               for k in frames},
         "mean_over_frames": {k: float(v.mean()) for k, v in frames.items()},
         "references": sanity_references(labelled_gt, gt),
-        "monitors": {k: v for k, v in pose_metrics(pred, gt).items()
-                     if k in ("embedding_cosine", "spread_ratio")},
+        "monitors": {k: v for k, v in pose_metrics(pred, gt).items() if k in MONITORS},
     }
 
 
@@ -224,6 +240,11 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
               f"nearest-labelled-pose oracle {ref['oracle_mpjpe']:.1f}.",
               f"Collapse monitors: embedding mean pairwise cosine {mon['embedding_cosine']:.3f}, "
               f"predicted-pose spread {100 * mon['spread_ratio']:.0f}% of the ground truth's."]
+    if "left_right_agreement" in mon:
+        lines += [f"Left and right: agreement {mon['left_right_agreement']:.2f} with the "
+                  "ground truth's left-right asymmetry (1: told apart, 0: averaged, -1: "
+                  f"mirrored); {100 * mon['left_right_error_share']:.0f}% of the squared "
+                  "canonical error lies in it."]
     lines += [f"WARNING: {w}" for w in collapse_warnings(mon)]
     return "\n".join(lines) + "\n"
 
@@ -292,7 +313,7 @@ class Validator:
     def __call__(self, model: PoseNet) -> dict[str, float]:
         if len(self.gt) == 0:
             keys = ("mpjpe", "canonical_mpjpe", "pa_mpjpe", "mean_pose_mpjpe",
-                    "mean_pose_pa_mpjpe", "oracle_mpjpe", "embedding_cosine", "spread_ratio")
+                    "mean_pose_pa_mpjpe", "oracle_mpjpe", *MONITORS)
             return dict.fromkeys(keys, float("nan")) | {"skipped": self.skipped}
         metrics = pose_metrics(predict(model, self.images), self.gt)
         if self.fit is not None:

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mcss.geometry import procrustes_align
+from mcss.skeleton import mirror
 
 
 def _centred(pose: ArrayLike) -> np.ndarray:
@@ -54,3 +55,35 @@ def auc(pred: ArrayLike, target: ArrayLike, max_threshold: float = 150.0, steps:
     errors = joint_errors(pred, target)
     thresholds = np.linspace(0.0, max_threshold, steps)
     return (errors[..., None] <= thresholds).mean(axis=(-2, -1))
+
+
+def left_right_parts(pose_canonical: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Split root-centred poses in the canonical body frame (``x``: the body's right; see
+    :func:`mcss.geometry.to_canonical`) into the part a mirror image shares and the part it
+    negates: ``pose = symmetric + antisymmetric``. The mirror goes through the body's sagittal
+    plane with left and right swapped (:func:`mcss.skeleton.mirror`); it is an orthogonal
+    involution, so the two parts are orthogonal and their squared norms add up."""
+    p = _centred(pose_canonical)
+    m = mirror(p, axis=0)
+    return (p + m) / 2, (p - m) / 2
+
+
+def left_right_agreement(pred: ArrayLike, target: ArrayLike) -> np.ndarray:
+    """Cosine between the antisymmetric parts (:func:`left_right_parts`) of prediction and
+    target, canonical frame, per pose: 1 when the prediction tells the body's left from its
+    right as the truth does, -1 for the mirror image, 0 for a left-right average."""
+    a_p = left_right_parts(pred)[1].reshape(*np.shape(pred)[:-2], -1)
+    a_t = left_right_parts(target)[1].reshape(*np.shape(target)[:-2], -1)
+    norms = np.linalg.norm(a_p, axis=-1) * np.linalg.norm(a_t, axis=-1)
+    return np.sum(a_p * a_t, axis=-1) / np.maximum(norms, 1e-12)
+
+
+def left_right_error_share(pred: ArrayLike, target: ArrayLike) -> float:
+    """Fraction of the squared canonical-frame error (summed over every pose and joint) that
+    lies in the antisymmetric part: how much of the error is telling left from right. NaN for
+    a perfect prediction."""
+    s_p, a_p = left_right_parts(pred)
+    s_t, a_t = left_right_parts(target)
+    anti = np.sum((a_p - a_t) ** 2)
+    total = anti + np.sum((s_p - s_t) ** 2)
+    return float(anti / total) if total > 0 else float("nan")

@@ -80,13 +80,18 @@ def val_line(step: int, m: dict[str, float]) -> str:
 
 
 def _val_numbers(step: int, m: dict[str, float]) -> str:
-    return (
+    line = (
         f"val step {step}: MPJPE {m['mpjpe']:.1f} mm (canonical {m['canonical_mpjpe']:.1f}, "
         f"PA {m['pa_mpjpe']:.1f}) | mean pose {m['mean_pose_mpjpe']:.1f}, oracle "
         f"{m['oracle_mpjpe']:.1f} | cosine {m['embedding_cosine']:.3f}, spread "
         f"{100 * m['spread_ratio']:.0f}% of GT"
-    ) + (f" | labelled fit: canonical {m['fit_canonical_mpjpe']:.1f}, spread "
-         f"{100 * m['fit_spread_ratio']:.0f}%" if "fit_canonical_mpjpe" in m else "")
+    )
+    if "left_right_agreement" in m:
+        line += f", left/right {m['left_right_agreement']:.2f}"
+    if "fit_canonical_mpjpe" in m:
+        line += (f" | labelled fit: canonical {m['fit_canonical_mpjpe']:.1f}, spread "
+                 f"{100 * m['fit_spread_ratio']:.0f}%")
+    return line
 
 
 def progress_bar(total: int, start: int, enabled: bool):  # noqa: ANN202
