@@ -76,6 +76,8 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.03-all-views4-teach1": [*VIEWS4, "teacher=1"],
     "teacher1-views4": ["lam=0", "teacher=1", "n_views=4", "n_sequences=2",
                         "channel_shuffle=true"],
+    # session 16: the mirror image of every unlabelled crop as a negative (left from right)
+    "mcss-lam0.03-all-views4-mirror": [*VIEWS4, "mirror_negatives=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
 }

@@ -14,6 +14,7 @@ from mcss.config import ConfigError, resolve_config
 from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
+from mcss.mining import mine_triplets
 from mcss.evaluate import load_trained
 from mcss.train import pose_consistency_loss, train
 
@@ -251,3 +252,28 @@ def test_lam_schedule_ramps_up_or_decays_linearly() -> None:
         resolve_config(overrides=["lam_initial=-1"])
     with pytest.raises(ConfigError, match="needs lam_warmup_steps"):
         resolve_config(overrides=["lam=0", "lam_initial=1"])
+
+
+def test_mirror_negatives_are_the_flipped_crops_and_negatives_of_their_originals(
+        tiny_dataset: Path) -> None:
+    cfg = _cfg(lam=0.5, mirror_negatives=True)
+    ds = Dataset(tiny_dataset)
+    batch = TrainBatches(ds, make_split(ds, cfg), cfg)[1]
+    plain = TrainBatches(ds, make_split(ds, _cfg(lam=0.5)), _cfg(lam=0.5))[1]
+    n = len(plain["unlabelled_images"])
+    images = batch["unlabelled_images"]
+    assert len(images) == 2 * n and torch.equal(images[:n], plain["unlabelled_images"])
+    assert torch.equal(images[n:], plain["unlabelled_images"].flip(-1))
+    assert torch.equal(batch["images"], plain["images"])  # the labelled part is untouched
+    keys = batch["sequence"], batch["time"], batch["camera"]
+    found = mine_triplets(torch.zeros(2 * n, 2 * n), *keys, min_gap=cfg.min_gap)
+    triples = set(zip(found.anchor.tolist(), found.positive.tolist(), found.negative.tolist(),
+                      strict=True))
+    positives = {(a, p) for a, p, _ in triples}
+    for i in range(n):  # every original has its own mirror image among its negatives
+        assert any(a == i and neg == i + n for a, _, neg in triples)
+    # the mirrored views of one instant are positives of each other, never of an original
+    assert all((a < n) == (p < n) for a, p in positives)
+    assert any(a >= n for a, _ in positives)
+    with pytest.raises(ConfigError, match="need lam > 0"):
+        _cfg(lam=0, mirror_negatives=True)

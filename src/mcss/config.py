@@ -55,6 +55,10 @@ class TrainConfig:
     max_gap: int | None = None
     strategy: str = "all"  # all | semihard | hardest (all: the term learns the views, docs)
     other_sequences: bool = False
+    # the horizontal mirror image of every unlabelled crop joins the batch as a crop of another
+    # instant: a negative of every crop of its take, the one it mirrors included, so the
+    # embedding must tell a pose from its mirror image (left from right; docs)
+    mirror_negatives: bool = False
     negative_camera: str = "any"  # any | positive: negatives from the positive's camera only
     pose_loss: str = "l1"  # l1 | l2 | mpjpe
     view_weight: float = 0.1  # weight of the view head's camera-frame loss
@@ -129,6 +133,10 @@ class TrainConfig:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:
             raise ConfigError("num_workers, warmup_steps and lam_warmup_steps must be >= 0")
+        if self.mirror_negatives and (self.lam == self.lam_initial == 0
+                                      or self.max_gap is not None):
+            raise ConfigError("mirror_negatives are negatives of the triplet loss at any "
+                              "distance in time: they need lam > 0 and max_gap unset")
         if self.lam_initial > 0 and not self.lam_warmup_steps:
             raise ConfigError("lam_initial needs lam_warmup_steps > 0: the steps over which lam "
                               "moves from lam_initial to lam")

@@ -84,6 +84,7 @@ class TrainBatches(torch.utils.data.Dataset):
         self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
                                            cfg.channel_shuffle)
         self.steps, self.seed = cfg.steps, cfg.seed
+        self.mirror_negatives = cfg.mirror_negatives
         # Each process builds the global batch's rows and keeps its share of whole groups.
         self.labelled_part = _share(cfg.batch_labelled, 1, rank, world_size, "batch_labelled")
         self.unlabelled_part = _share(cfg.n_sequences * cfg.n_instants, cfg.n_views, rank,
@@ -114,7 +115,27 @@ class TrainBatches(torch.utils.data.Dataset):
             batch["unlabelled_images"] = apply_augment(self.images[rows], params)
             keys = torch.from_numpy(self.keys[rows].astype(np.int64))
             batch["sequence"], batch["time"], batch["camera"] = keys.unbind(1)
+            if self.mirror_negatives:
+                batch = with_mirrored_views(batch)
         return batch
+
+
+# added to a mirrored crop's frame: far from every frame, so it is a negative of every crop
+MIRROR_TIME = 1 << 40
+
+
+def with_mirrored_views(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Append the horizontal mirror image of every unlabelled crop as a crop of another instant
+    (frame + ``MIRROR_TIME``). The mirrored views of one instant show one pose, the mirror
+    image of the original's, so they are positives of each other and negatives of every
+    original crop of the take: the embedding must tell a pose from its mirror image, which
+    only the body's facing combined with the image side of each limb can."""
+    images = batch["unlabelled_images"]
+    return batch | {
+        "unlabelled_images": torch.cat([images, images.flip(-1)]),
+        "time": torch.cat([batch["time"], batch["time"] + MIRROR_TIME]),
+        "sequence": batch["sequence"].repeat(2), "camera": batch["camera"].repeat(2),
+    }
 
 
 def _share(n_groups: int, group_size: int, rank: int, world_size: int, name: str) -> slice:
