@@ -14,8 +14,8 @@ from mcss.config import ConfigError, resolve_config
 from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
-from mcss.mining import mine_triplets
 from mcss.evaluate import load_trained
+from mcss.mining import mine_triplets
 from mcss.train import pose_consistency_loss, train
 
 
