@@ -113,6 +113,17 @@ CAPTIONS = {
                             "seeds, 4 seeds of 4 views of 2 takes per step and a BatchNorm "
                             "control, in two calls on one H200 (5 runs side by side, then 3; "
                             "benchmarks/merge_long.py)",
+    "long_schedule_cpu_2400_mirror": "mirror negatives (`mirror_negatives=true`: the mirror "
+                                     "image of every unlabelled crop is a negative of its "
+                                     "take) on top of MCSS with 4 views of 2 takes, 3 seeds "
+                                     "each, beside the runs of long_schedule_cpu_2400_supervised"
+                                     "; session 16, 2 CPU cores, 2 runs at a time with 1 thread "
+                                     "each (benchmarks/merge_long.py)",
+    "quick_sweep_labels100": "why does full supervision fit so slowly? Every training frame "
+                             "labelled (the 36 actors), 1200 steps, recipes of the "
+                             "optimisation; validation S8; session 16, 2 CPU cores, trained "
+                             "2 at a time with 1 thread each (`mcss train --preset full --set "
+                             "steps=1200 ...`), summarised by quick_sweep.py",
     "long_schedule_cpu_2400_supervised": "the full-label reference at the full preset's "
                                          "schedule: the baseline with S1 labelled and with all "
                                          "36 training actors labelled, 3 seeds each, and MCSS "
@@ -245,9 +256,10 @@ def long_schedule_table(r: dict, caption: str = "") -> str:
 def quick_sweep_table(r: dict, caption: str = "") -> str:
     from quick_sweep import markdown
 
+    how = "" if "at a time" in caption else "; runs one after another"
     caption = _suffix(caption)
     return (f"**Quick-preset sweep{caption}** (`{r['command']}`; {r['cpu']}, {r['cpu_count']} "
-            f"cores, torch {r['torch']}; runs one after another):\n\n" + markdown(r))
+            f"cores, torch {r['torch']}{how}):\n\n" + markdown(r))
 
 
 def search_table(s: dict) -> str:
@@ -292,6 +304,7 @@ def generated_block() -> str:
                        ("long_schedule_x32_9k", long_schedule_table),
                        ("long_schedule_cpu_9k_supervised", long_schedule_table),
                        ("long_schedule_cpu_6000_supervised", long_schedule_table),
+                       ("long_schedule_cpu_2400_mirror", long_schedule_table),
                        ("long_schedule_cpu_2400_supervised", long_schedule_table),
                        ("long_schedule_x32_seeds", long_schedule_table),
                        ("long_schedule_cpu_actor_levers", long_schedule_table),
@@ -305,6 +318,7 @@ def generated_block() -> str:
                        ("long_schedule", long_schedule_table),
                        ("quick_sweep", quick_sweep_table),
                        ("quick_sweep_extra8", quick_sweep_table),
+                       ("quick_sweep_labels100", quick_sweep_table),
                        ("reproduce_curve", reproduction_table), ("search", search_table)):
         result = _load(name)
         if result is not None:
