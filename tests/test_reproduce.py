@@ -174,3 +174,21 @@ def test_the_sanity_references_are_given_per_label_budget() -> None:
                                           "baseline@100%": method("100%", 134.2, 53.5)}})
     assert ("oracle 134.3 / 87.4 mm with 1% labelled, 134.2 / 53.5 mm with 100% labelled."
             in curve)
+
+
+def test_the_table_gives_the_left_right_agreement_when_every_run_has_it() -> None:
+    def method(monitors: list[dict]) -> dict:
+        metric = {"mean": 100.0, "per_seed": [100.0] * len(monitors)}
+        return {k: metric for k in ("canonical_mpjpe", "mpjpe", "pa_mpjpe", "n_mpjpe")} | {
+            "pck150": {"mean": 0.5, "per_seed": [0.5]}, "labelled_fit": None,
+            "monitors": monitors, "lam": 0.0,
+            "references": {"mean_pose_mpjpe": 134.7, "oracle_mpjpe": 72.7}}
+    seeds = [{"embedding_cosine": 0.4, "spread_ratio": 0.7, "left_right_agreement": a}
+             for a in (0.1, 0.3)]
+    table = results_markdown({"methods": {"baseline": method(seeds)}})
+    assert "| pose spread | left/right | seeds |" in table
+    assert "| 70% | 0.20 | 2 |" in table  # the mean over seeds
+    old = results_markdown({"methods": {"baseline": method(seeds),  # an older result lacks it
+                                        "mcss": method([{"embedding_cosine": 0.5,
+                                                         "spread_ratio": 0.6}])}})
+    assert "left/right" not in old and "| 70% | 2 |" in old

@@ -271,26 +271,34 @@ def _references_text(methods: dict[str, dict]) -> str:
 
 
 def results_markdown(results: dict[str, Any]) -> str:
-    """The headline table of a reproduction: test split, mean over actions, mm."""
+    """The headline table of a reproduction: test split, mean over actions, mm. Results made
+    since session 16 also give the left-right agreement (``docs/metrics.md``)."""
+    methods = results["methods"]
+    left_right = all("left_right_agreement" in x for m in methods.values() for x in m["monitors"])
+    extra = " left/right |" if left_right else ""
     lines = ["| method | canonical MPJPE | MPJPE | PA-MPJPE | N-MPJPE | PCK@150 | "
-             "labelled fit | embedding cosine | pose spread | seeds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, m in results["methods"].items():
+             f"labelled fit | embedding cosine | pose spread |{extra} seeds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * (1 + left_right)]
+    for name, m in methods.items():
         cosine = np.mean([x["embedding_cosine"] for x in m["monitors"]])
         spread = np.mean([x["spread_ratio"] for x in m["monitors"]])
+        agreement = (f" {np.mean([x['left_right_agreement'] for x in m['monitors']]):.2f} |"
+                     if left_right else "")
         label = f"{name} ({', '.join(notes)})" if (notes := _method_notes(m)) else name
         fit = f"{m['labelled_fit']['mean']:.1f}" if m.get("labelled_fit") else "-"
         lines.append(
             f"| {label} | {m['canonical_mpjpe']['mean']:.1f} | {m['mpjpe']['mean']:.1f} | "
             f"{m['pa_mpjpe']['mean']:.1f} | {m['n_mpjpe']['mean']:.1f} | "
-            f"{100 * m['pck150']['mean']:.1f}% | {fit} | {cosine:.2f} | {100 * spread:.0f}% | "
-            f"{len(m['mpjpe']['per_seed'])} |")
-    lines += ["", f"Sanity references (canonical MPJPE): {_references_text(results['methods'])}"
+            f"{100 * m['pck150']['mean']:.1f}% | {fit} | {cosine:.2f} | {100 * spread:.0f}% |"
+            f"{agreement} {len(m['mpjpe']['per_seed'])} |")
+    lines += ["", f"Sanity references (canonical MPJPE): {_references_text(methods)}"
               ". Collapse monitors (test, mean over seeds): "
               "embedding mean pairwise cosine, and predicted-pose spread over the ground "
               "truth's; a gain with spread under 50% is regression to the mean pose. Labelled "
               "fit: canonical MPJPE on the labelled frames themselves at the last validation; "
-              "test minus fit is the most that generalising better across actors can win."]
+              "test minus fit is the most that generalising better across actors can win."
+              + (" Left/right: agreement of the predicted and true left-right asymmetry (1: "
+                 "told apart, 0: averaged)." if left_right else "")]
     return "\n".join(lines) + "\n"
 
 
