@@ -64,6 +64,11 @@ def synth(
                                  "builds and clothes (appearance variety for the multi-view "
                                  "term; S1, S5-S8, S9, S11 stay byte-identical).")
     ] = None,
+    marked_left: Annotated[
+        bool, typer.Option(help="Diagnostic: paint the body's left side a darker shade, so "
+                           "colour alone tells left from right (real clothes rarely do; "
+                           "docs/training.md).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     preview: Annotated[
         Path | None, typer.Option(help="Also write a PNG contact sheet (instants x cameras).")
@@ -81,7 +86,8 @@ def synth(
         raise UserError(f"--motions must be 'default' or 'all', not {motions!r}")
     try:
         config = make_preset(preset, image_size=image_size, cameras=cameras, motions=motions,
-                             extra_subjects=extra_subjects, seed=seed)
+                             extra_subjects=extra_subjects, marked_left=marked_left or None,
+                             seed=seed)
     except ValueError as err:
         raise UserError(str(err)) from err
     if (out / "meta.json").exists() and not overwrite:

@@ -165,6 +165,8 @@ _SPHERES: tuple[tuple[int, float, str], ...] = (
 LEFT_PARTS = (1, 5, 7, 9, 11, 13)
 """Capsule indices of the body's left side (torso flank, arm, leg, foot)."""
 RIGHT_PARTS = (2, 6, 8, 10, 12, 14)
+MARK_SHADE = 0.5
+"""How much darker :func:`marked_left_palette` paints the left side."""
 
 
 def body_forward(joints: np.ndarray) -> np.ndarray:
@@ -260,6 +262,18 @@ def part_colours(actor: Actor) -> dict[str, tuple[float, float, float]]:
         "trouser_lower": _rgb(actor.trousers if actor.long_trousers else actor.skin),
         "print": tuple(1.0 - c for c in _rgb(actor.shirt)),  # the shirt's complement
     }
+
+
+def marked_left_palette(actor: Actor) -> dict[str, tuple[float, float, float]]:
+    """A palette (for :func:`primitive_arrays`) painting the body's left side a darker shade.
+
+    A diagnostic, not a look: real clothes rarely tell left from right, so by default the
+    network must combine the body's facing with the image side of each limb. With the left
+    side marked, colour alone tells them apart, which measures what that combination costs.
+    """
+    colours = part_colours(actor)
+    return {f"capsule:{i}": tuple(MARK_SHADE * c for c in colours[_CAPSULES[i][3]])
+            for i in LEFT_PARTS}
 
 
 def primitive_arrays(

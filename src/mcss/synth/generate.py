@@ -49,6 +49,7 @@ class SynthConfig:
     motions: str = "default"  # "default" (upright clips) or "all" (adds acrobatics)
     max_actions: int | None = None  # keep only the first N clips (tiny datasets)
     extra_subjects: int = 0  # unlabelled training subjects X1.. with random actors
+    marked_left: bool = False  # diagnostic: the body's left side a darker shade
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -194,9 +195,11 @@ def synthesize(
         for seq_id, ((subject, action, _), (joints, light)) in enumerate(zip(plan, takes,
                                                                               strict=True)):
             actor = cast[subject]
+            palette = body.marked_left_palette(actor) if config.marked_left else None
             frames = np.arange(len(joints))
             for cam_id, (camera, bg) in enumerate(zip(cameras, backgrounds, strict=True)):
-                view = render_view(joints, actor, camera, bg, light, config.image_size)
+                view = render_view(joints, actor, camera, bg, light, config.image_size,
+                                   palette)
                 writer.add(
                     view.images,
                     subject_id=subjects.index(subject), action_id=actions.index(action),
