@@ -28,6 +28,8 @@ def test_synth_writes_dataset_and_preview(tmp_path: Path) -> None:
     assert again.returncode == 0 and "nothing to do" in again.stderr
     other = mcss("synth", "--preset", "tiny", "--out", str(out), "--seed", "3")
     assert other.returncode == 2 and "--overwrite" in other.stderr
+    marked = mcss("synth", "--preset", "tiny", "--out", str(out), "--marked-left")
+    assert marked.returncode == 2 and "--overwrite" in marked.stderr  # another dataset
 
 
 def test_bad_arguments_give_one_line_and_exit_2(

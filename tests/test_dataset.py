@@ -10,7 +10,7 @@ import pytest
 
 from mcss.data.format import COLUMNS, Dataset, DatasetError, DatasetWriter
 from mcss.data.multiview import MultiViewIndex
-from mcss.skeleton import bone_lengths
+from mcss.skeleton import JOINT_INDEX, bone_lengths
 from mcss.synth.body import SUBJECT_ACTORS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from mcss.synth.generate import preset, synthesize
 
@@ -151,6 +151,23 @@ def test_extra_subjects_add_unlabelled_actors_and_change_nothing_else(
     assert {a["name"] for a in extra}.isdisjoint(SUBJECT_ACTORS.values())
     with pytest.raises(ValueError, match="extra subjects"):
         preset("tiny", extra_subjects=-1)
+
+
+def test_marked_left_darkens_the_left_side_only(tiny_dataset: Path, tmp_path: Path) -> None:
+    base = Dataset(tiny_dataset)
+    ds = Dataset(synthesize(preset("tiny", marked_left=True), tmp_path / "marked"))
+    assert np.array_equal(ds.joints_3d_camera, base.joints_3d_camera)
+    seen = {}
+    for side in ("left", "right"):
+        idx = [JOINT_INDEX[f"{side}_{name}"] for name in ("elbow", "knee")]
+        uv = np.floor(ds.joints_2d_crop[:, idx]).astype(int).clip(0, ds.meta["image_size"] - 1)
+        rows = np.arange(len(ds))[:, None]
+        visible = ds.joints_2d[:, idx, 2] > 0
+        pixels = [np.asarray(d.images[:])[rows, uv[..., 1], uv[..., 0]][visible].astype(float)
+                  for d in (ds, base)]
+        seen[side] = pixels[0].sum() / pixels[1].sum()
+    assert seen["right"] == 1.0
+    assert 0.4 < seen["left"] < 0.6  # MARK_SHADE, up to the 8-bit rounding and the noise
 
 
 def test_recorded_config_without_newer_fields_still_matches(tiny_dataset: Path) -> None:
