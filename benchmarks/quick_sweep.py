@@ -149,7 +149,10 @@ VARIANTS: dict[str, list[str]] = {
     **{f"labels100-{name}": [*LABELS100, *sets] for name, sets in {
         "default": [], "l2": ["pose_loss=l2"],
         "lr3e-3": ["lr=3e-3", "warmup_steps=200"], "lr3e-4": ["lr=3e-4"],
-        "noshuffle": ["channel_shuffle=false"], "feature": ["regress_from=feature"]}.items()},
+        "noshuffle": ["channel_shuffle=false"], "feature": ["regress_from=feature"],
+        # session 17: does a visible left/right cue help (no flips, which would swap the
+        # marked side's label; --data of `mcss synth --marked-left`)? Camera-frame targets?
+        "noflip": ["flip=false"], "camera": ["pose_frame=camera"]}.items()},
 }
 
 

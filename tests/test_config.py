@@ -37,6 +37,7 @@ def test_preset_then_file_then_overrides(tmp_path: Path) -> None:
         (["labelled=150%"], "percentage"),
         (["max_gap=2", "min_gap=4"], "max_gap"),
         (["flip=maybe"], "cannot read"),
+        (["facing_gate=true", "pose_frame=camera"], "facing_gate"),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides: list[str], message: str) -> None:

@@ -8,8 +8,14 @@ import torch
 
 from mcss.evaluate import collapse_warnings, pose_metrics, sanity_references
 from mcss.geometry import canonical_body_frame, to_canonical
-from mcss.metrics import mpjpe, n_mpjpe, pa_mpjpe
-from mcss.model import MixStyle, PoseNet, reverse_gradient, rotation_6d_to_matrix
+from mcss.metrics import left_right_parts, mpjpe, n_mpjpe, pa_mpjpe
+from mcss.model import (
+    MixStyle,
+    PoseNet,
+    antisymmetric_part,
+    reverse_gradient,
+    rotation_6d_to_matrix,
+)
 
 
 def _poses(n: int, seed: int = 0) -> np.ndarray:
@@ -56,6 +62,36 @@ def test_regressor_reads_the_feature_when_asked() -> None:
     assert not torch.equal(before.embedding, after.embedding)
     with pytest.raises(ValueError, match="regress_from"):
         PoseNet(regress_from="pixels")
+
+
+def test_antisymmetric_part_is_the_metrics_one() -> None:
+    poses = np.random.default_rng(0).normal(size=(6, 17, 3))
+    poses -= poses[:, :1]
+    ours = antisymmetric_part(torch.from_numpy(poses)).numpy()
+    assert np.allclose(ours, left_right_parts(poses)[1], atol=1e-12)
+
+
+def test_facing_gate_adds_only_asymmetry_and_follows_the_facing() -> None:
+    """facing_gate: the head's asymmetries are weighted by the body's forward axis in camera
+    coordinates, so turning the body around (180 degrees about its up axis, which negates
+    the forward axis) negates them; the mirror-symmetric part stays the regressor's."""
+    torch.manual_seed(0)
+    model = PoseNet(embedding_dim=16, hidden_dim=32, facing_gate=True).eval()
+    torch.nn.init.normal_(model.regressor[-1].weight, std=0.1)
+    images = torch.rand(3, 3, 32, 32)
+    plain = model(images)
+    torch.nn.init.normal_(model.facing_head[-1].weight, std=0.1)
+    gated = model(images)
+    sym = [left_right_parts(o.pose_canonical.detach().double().numpy())[0] for o in (plain, gated)]
+    anti = [left_right_parts(o.pose_canonical.detach().double().numpy())[1] for o in (plain, gated)]
+    assert np.allclose(sym[0], sym[1], atol=1e-3)  # mm, float32
+    assert np.abs(anti[0] - anti[1]).max() > 0.1  # pose_scale 1: raw outputs are mm
+    turn = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))  # about the body's up axis (y)
+    asym = model._facing_asymmetry(gated.feature, gated.rotation)
+    turned = model._facing_asymmetry(gated.feature, gated.rotation @ turn)
+    assert torch.allclose(turned, -asym, atol=1e-6) and asym.abs().max() > 0
+    with pytest.raises(ValueError, match="facing_gate"):
+        PoseNet(pose_frame="camera", facing_gate=True)
 
 
 def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

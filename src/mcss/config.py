@@ -29,6 +29,7 @@ class TrainConfig:
     hidden_dim: int = 256
     pose_frame: str = "canonical"  # canonical | camera (ablation, DESIGN.md section 1)
     regress_from: str = "embedding"  # embedding | feature (the metric head as a projection)
+    facing_gate: bool = False  # left-right asymmetries weighted by the facing (model.py)
     init: str | None = None  # local torchvision state dict for the backbone
     # labels: a subject list ("S1", "S1,S5") or a percentage of training frames ("5%")
     labelled: str = "S1"
@@ -106,6 +107,9 @@ class TrainConfig:
         _check_choice("strategy", self.strategy, ("hardest", "semihard", "all"))
         _check_choice("negative_camera", self.negative_camera, ("any", "positive"))
         _check_choice("pose_loss", self.pose_loss, ("l1", "l2", "mpjpe"))
+        if self.facing_gate and self.pose_frame != "canonical":
+            raise ConfigError("facing_gate weights by the view head's facing: it needs "
+                              "pose_frame=canonical")
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         for name in ("steps", "batch_labelled", "n_sequences", "n_instants", "embedding_dim",

@@ -20,7 +20,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from mcss.skeleton import NUM_JOINTS
+from mcss.skeleton import FLIP_PERMUTATION, NUM_JOINTS
 
 if TYPE_CHECKING:
     from mcss.config import TrainConfig
@@ -130,6 +130,13 @@ def add_mixstyle(backbone: nn.Module, p: float, layers: tuple[str, ...] = ("laye
         getattr(backbone, name).register_forward_hook(lambda _m, _i, out, mix=mix: mix(out))
 
 
+def antisymmetric_part(pose: torch.Tensor) -> torch.Tensor:
+    """The part of canonical-frame poses ``(..., 17, 3)`` that their mirror image negates
+    (:func:`mcss.metrics.left_right_parts`, in torch): which arm is raised, which leg leads."""
+    mirrored = pose[..., FLIP_PERMUTATION, :] * pose.new_tensor([-1.0, 1.0, 1.0])
+    return (pose - mirrored) / 2
+
+
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(n_in, hidden), nn.ReLU(inplace=True),
@@ -155,10 +162,13 @@ class PoseNet(nn.Module):
         regress_from: str = "embedding",
         mixstyle: float = 0.0,
         actor_head: bool = False,
+        facing_gate: bool = False,
     ) -> None:
         super().__init__()
         if pose_frame not in ("canonical", "camera"):
             raise ValueError(f"pose_frame must be 'canonical' or 'camera', not {pose_frame!r}")
+        if facing_gate and pose_frame != "canonical":
+            raise ValueError("facing_gate needs the view head (pose_frame='canonical')")
         if regress_from not in ("embedding", "feature"):
             raise ValueError(f"regress_from must be 'embedding' or 'feature', not "
                              f"{regress_from!r}")
@@ -171,6 +181,9 @@ class PoseNet(nn.Module):
         self.view_head = _mlp(feature_dim, hidden_dim, 6) if pose_frame == "canonical" else None
         # tells the labelled actor's embeddings from the others' through a gradient reversal
         self.actor_head = _mlp(embedding_dim, hidden_dim, 1) if actor_head else None
+        # three left-right asymmetries, weighted by the body's facing (see _facing_asymmetry)
+        self.facing_head = (_mlp(feature_dim, hidden_dim, 3 * NUM_JOINTS * 3) if facing_gate
+                            else None)
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1))
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1))
         self.register_buffer("pose_mean", torch.zeros(NUM_JOINTS, 3))
@@ -180,8 +193,10 @@ class PoseNet(nn.Module):
             nn.init.zeros_(last.weight)
             with torch.no_grad():
                 last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
-        nn.init.zeros_(self.regressor[-1].weight)
-        nn.init.zeros_(self.regressor[-1].bias)
+        for head in (self.regressor, self.facing_head):  # start at the mean pose
+            if head is not None:
+                nn.init.zeros_(head[-1].weight)
+                nn.init.zeros_(head[-1].bias)
 
     def set_pose_statistics(self, poses_mm: torch.Tensor) -> None:
         """Normalise outputs by the labelled poses ``(N, 17, 3)`` of the regressor's frame."""
@@ -206,15 +221,31 @@ class PoseNet(nn.Module):
         embedding = self.embed(feature)
         raw = self.regressor(embedding if self.regress_from == "embedding" else feature)
         raw = raw.view(-1, NUM_JOINTS, 3)
-        pose = raw * self.pose_scale + self.pose_mean
-        pose = pose - pose[:, :1]
         actor = (None if self.actor_head is None
                  else self.actor_head(reverse_gradient(embedding)).squeeze(-1))
         if self.view_head is None:
-            return PoseOutput(feature, embedding, pose, None, None, actor)
+            return PoseOutput(feature, embedding, self._to_mm(raw), None, None, actor)
         rotation = rotation_6d_to_matrix(self.view_head(feature))
+        if self.facing_head is not None:
+            raw = raw + self._facing_asymmetry(feature, rotation)
+        pose = self._to_mm(raw)
         pose_camera = pose @ rotation.transpose(1, 2)
         return PoseOutput(feature, embedding, pose_camera, pose, rotation, actor)
+
+    def _to_mm(self, raw: torch.Tensor) -> torch.Tensor:
+        pose = raw * self.pose_scale + self.pose_mean
+        return pose - pose[:, :1]
+
+    def _facing_asymmetry(self, feature: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        """Which limb is the body's left one depends on the facing *and* the image side of the
+        limb (seen from behind, a raised left arm is on the image's left; from the front, on
+        its right): a product a regressor learns slowly. Here the product is built in: the
+        head reads three asymmetries off the image, and the body's forward axis in camera
+        coordinates (the view head's rotation, third column) weights them. Only the
+        antisymmetric part is added, so the mirror-symmetric pose stays the regressor's."""
+        bases = self.facing_head(feature).view(-1, 3, NUM_JOINTS, 3)
+        weighted = torch.einsum("bk,bkjc->bjc", rotation[:, :, 2], bases)
+        return antisymmetric_part(weighted)
 
 
 def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
@@ -242,4 +273,4 @@ def load_backbone_init(model: PoseNet, path: Path) -> list[str]:
 def build_model(cfg: TrainConfig) -> PoseNet:
     """The network a training config describes."""
     return PoseNet(cfg.arch, cfg.embedding_dim, cfg.hidden_dim, cfg.pose_frame, cfg.regress_from,
-                   cfg.mixstyle, actor_head=cfg.adversary > 0)
+                   cfg.mixstyle, actor_head=cfg.adversary > 0, facing_gate=cfg.facing_gate)
