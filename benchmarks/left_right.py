@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from long_schedule import validation_curve
 from machine import runs_arguments, write_runs_result
 
 
@@ -52,7 +53,10 @@ def run_left_right(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     model, cfg, _ = load_trained(run, device="auto")
     groups = {"validation": [cfg.val_subject], "test": list(ds.meta["splits"]["test"])}
     out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
-                           "n_views": cfg.n_views, "seed": cfg.seed}
+                           "n_views": cfg.n_views, "seed": cfg.seed, "flip": cfg.flip,
+                           "facing_gate": cfg.facing_gate,
+                           "marked_left": ds.meta["provenance"]["config"].get("marked_left",
+                                                                             False)}
     for group, subjects in groups.items():
         rows, gt = labelled_poses(ds, ds.rows_of(subjects))
         if len(rows) > max_frames:
@@ -60,6 +64,10 @@ def run_left_right(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
             rows, gt = rows[keep], gt[keep]
         pred = predict(model, ds.images[rows])["pose_canonical"]
         out[group] = left_right_summary(pred, to_canonical(gt))
+    # the validation subject's canonical MPJPE and left-right agreement over training
+    out["curve"] = [{k: v for k, v in row.items()
+                     if k in ("step", "canonical_mpjpe", "left_right_agreement")}
+                    for row in validation_curve(run)]
     return out
 
 

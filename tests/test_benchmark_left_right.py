@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,3 +32,19 @@ def test_left_right_summary_of_an_average_and_a_mirror_image() -> None:
     assert mirrored["mirror_nearer"] == 1.0
     # the antisymmetric error of the mirror image is twice the truth's asymmetry
     assert mirrored["antisymmetric_mpjpe"] == pytest.approx(2 * averaged["antisymmetric_mpjpe"])
+
+
+def test_run_left_right_reads_a_run_and_its_validation_curve(
+        tiny_dataset: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from left_right import run_left_right
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parents[1], run)
+    (run / "metrics.csv").write_text(
+        "step,kind,name,value\n10,train,loss,0.5\n100,val,canonical_mpjpe,120.5\n"
+        "100,val,left_right_agreement,0.25\n100,val,pa_mpjpe,110.0\n")
+    out = run_left_right(run, tiny_dataset, max_frames=5)
+    assert out["curve"] == [{"step": 100, "canonical_mpjpe": 120.5,
+                             "left_right_agreement": 0.25}]
+    assert (out["flip"], out["facing_gate"], out["marked_left"]) == (True, False, False)
+    assert out["test"]["frames"] == 5 and 0 <= out["test"]["error_share"] <= 1
