@@ -408,6 +408,38 @@ def levers_figure(result: str = "long_schedule_cpu_levers", levers: dict[str, st
     return _save(fig, out)
 
 
+# full-label runs at 2400 steps (session 17): (results file, run folder, label, colour)
+CUE_RUNS = (
+    ("left_right_cues", "runs/ceil/all2400/baseline-s0", "flips (the default)", "tab:gray"),
+    ("left_right_cues", "runs/opt/labels100-noflip-2400", "no flips", "tab:blue"),
+    ("left_right_cues", "runs/facing/labels100-2400", "flips, facing gate", "tab:orange"),
+    ("left_right_marked", "runs/marked/labels100-noflip-2400",
+     "no flips, left side marked (--marked-left)", "tab:green"),
+)
+
+
+def left_right_cue_figure() -> Path:
+    """Every actor labelled, 2400 steps: the validation subject's canonical MPJPE and
+    left-right agreement over training, with the body's left side marked by a darker shade
+    or not, and with the facing gate."""
+    fig, (error, agreement) = plt.subplots(1, 2, figsize=(11, 4))
+    for result, run, label, colour in CUE_RUNS:
+        curve = _result(result)["runs"][run]["curve"]
+        steps = [row["step"] for row in curve]
+        error.plot(steps, [row["canonical_mpjpe"] for row in curve], "o-", ms=3,
+                   color=colour, label=label)
+        if all("left_right_agreement" in row for row in curve):
+            agreement.plot(steps, [row["left_right_agreement"] for row in curve], "o-", ms=3,
+                           color=colour, label=label)
+    error.set_title("S8 canonical MPJPE (mm), 36 actors labelled")
+    agreement.set_title("S8 left-right agreement (1: told apart, 0: averaged)")
+    agreement.axhline(0, color="black", lw=0.5)
+    for ax in (error, agreement):
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+    return _save(fig, "left_right_cue.png")
+
+
 if __name__ == "__main__":
     print(canonical_frame_figure())
     print(long_schedule_figure())
@@ -419,3 +451,4 @@ if __name__ == "__main__":
     print(levers_figure())
     print(levers_figure("long_schedule_cpu_actor_levers", ACTOR_LEVERS, "actor_levers.png"))
     print(x32_schedule_figure())
+    print(left_right_cue_figure())
