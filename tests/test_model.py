@@ -72,9 +72,9 @@ def test_antisymmetric_part_is_the_metrics_one() -> None:
 
 
 def test_facing_gate_adds_only_asymmetry_and_follows_the_facing() -> None:
-    """facing_gate: the head's asymmetries are weighted by the body's forward axis in camera
-    coordinates, so turning the body around (180 degrees about its up axis, which negates
-    the forward axis) negates them; the mirror-symmetric part stays the regressor's."""
+    """facing_gate: the head's asymmetries are weighted by the body's front-back axis in
+    camera coordinates, so turning the body around (180 degrees about its up axis, which
+    negates that axis) negates them; the mirror-symmetric part stays the regressor's."""
     torch.manual_seed(0)
     model = PoseNet(embedding_dim=16, hidden_dim=32, facing_gate=True).eval()
     torch.nn.init.normal_(model.regressor[-1].weight, std=0.1)

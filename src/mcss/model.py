@@ -240,9 +240,10 @@ class PoseNet(nn.Module):
         """Which limb is the body's left one depends on the facing *and* the image side of the
         limb (seen from behind, a raised left arm is on the image's left; from the front, on
         its right): a product a regressor learns slowly. Here the product is built in: the
-        head reads three asymmetries off the image, and the body's forward axis in camera
-        coordinates (the view head's rotation, third column) weights them. Only the
-        antisymmetric part is added, so the mirror-symmetric pose stays the regressor's."""
+        head reads three asymmetries off the image, and the body's front-back axis in camera
+        coordinates (the view head's rotation, third column: the canonical ``z``, out of the
+        back) weights them. Only the antisymmetric part is added, so the mirror-symmetric
+        pose stays the regressor's."""
         bases = self.facing_head(feature).view(-1, 3, NUM_JOINTS, 3)
         weighted = torch.einsum("bk,bkjc->bjc", rotation[:, :, 2], bases)
         return antisymmetric_part(weighted)
