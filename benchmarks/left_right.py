@@ -55,8 +55,9 @@ def run_left_right(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
                            "n_views": cfg.n_views, "seed": cfg.seed, "flip": cfg.flip,
                            "facing_gate": cfg.facing_gate,
-                           "marked_left": ds.meta["provenance"]["config"].get("marked_left",
-                                                                             False)}
+                           # converted real data record no synthesis config
+                           "marked_left": ds.meta.get("provenance", {}).get("config", {})
+                           .get("marked_left", False)}
     for group, subjects in groups.items():
         rows, gt = labelled_poses(ds, ds.rows_of(subjects))
         if len(rows) > max_frames:
