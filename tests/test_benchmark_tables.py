@@ -1,4 +1,5 @@
-"""The README's benchmark tables are generated from the committed results (benchmarks/tables.py)."""
+"""The benchmark tables of README.md and docs/benchmarks.md are generated from the committed
+results (benchmarks/tables.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ def test_readme_tables_match_the_committed_results() -> None:
     its tables comes from ``benchmarks/results/*.json`` as committed."""
     readme = (ROOT / "README.md").read_text()
     assert f"{tables.START}\n{tables.generated_block()}\n{tables.END}" in readme
+
+
+def test_docs_benchmarks_hold_every_committed_table() -> None:
+    """docs/benchmarks.md holds the table of every result the script knows, README's among
+    them, and is what rerunning the script writes."""
+    names = tuple(name for name, _ in tables.TABLES)
+    assert set(tables.README_TABLES) <= set(names)
+    assert set(tables.CAPTIONS) <= set(names), "a caption for a result no page shows"
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert f"{tables.START}\n{tables.generated_block(names)}\n{tables.END}" in page
 
 
 def test_every_caption_names_a_committed_result() -> None:
