@@ -126,6 +126,23 @@ CAPTIONS = {
                              "optimisation; validation S8; session 16, 2 CPU cores, trained "
                              "2 at a time with 1 thread each (`mcss train --preset full --set "
                              "steps=1200 ...`), summarised by quick_sweep.py",
+    "long_schedule_cpu_2400_marked": "S1 labels on the marked data (`mcss synth --preset quick "
+                                     "--extra-subjects 32 --marked-left`: every actor's left "
+                                     "side at half brightness), flips off (a flipped crop "
+                                     "would show the mark on the right), one seed each; "
+                                     "session 17, 2 CPU cores, side by side with 1 thread each",
+    "long_schedule_cpu_2400_facing": "the facing gate (`facing_gate=true`: left-right "
+                                     "asymmetries weighted by the body's front-back axis) for "
+                                     "the baseline (one seed) and MCSS with 4 views of 2 takes "
+                                     "(2 seeds), beside the same runs without it; session 17, "
+                                     "2 CPU cores, 2 runs at a time with 1 thread each "
+                                     "(benchmarks/merge_long.py)",
+    "quick_sweep_labels100_cues": "every training frame labelled, 1200 steps: flips off, and "
+                                  "camera-frame targets (`pose_frame=camera`); session 17, 2 "
+                                  "CPU cores, summarised by quick_sweep.py",
+    "quick_sweep_labels100_marked": "every training frame labelled, 1200 steps, on the marked "
+                                    "data (`--marked-left`), flips on and off; session 17, 2 "
+                                    "CPU cores, summarised by quick_sweep.py",
     "long_schedule_cpu_2400_supervised": "the full-label reference at the full preset's "
                                          "schedule: the baseline with S1 labelled and with all "
                                          "36 training actors labelled, 3 seeds each, and MCSS "
@@ -306,6 +323,8 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_x32_9k", long_schedule_table),
     ("long_schedule_cpu_9k_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
+    ("long_schedule_cpu_2400_marked", long_schedule_table),
+    ("long_schedule_cpu_2400_facing", long_schedule_table),
     ("long_schedule_cpu_2400_mirror", long_schedule_table),
     ("long_schedule_cpu_2400_supervised", long_schedule_table),
     ("long_schedule_x32_seeds", long_schedule_table),
@@ -321,6 +340,8 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("quick_sweep", quick_sweep_table),
     ("quick_sweep_extra8", quick_sweep_table),
     ("quick_sweep_labels100", quick_sweep_table),
+    ("quick_sweep_labels100_cues", quick_sweep_table),
+    ("quick_sweep_labels100_marked", quick_sweep_table),
     ("reproduce_curve", reproduction_table),
     ("search", search_table),
 )
