@@ -126,6 +126,12 @@ CAPTIONS = {
                              "optimisation; validation S8; session 16, 2 CPU cores, trained "
                              "2 at a time with 1 thread each (`mcss train --preset full --set "
                              "steps=1200 ...`), summarised by quick_sweep.py",
+    "long_schedule_cpu_9k_marked": "9000 steps with left and right visible: S1 labelled "
+                                   "(baseline and MCSS with 4 views of 2 takes, side by side) "
+                                   "and all 36 training actors labelled (alone), on the marked "
+                                   "data with flips off, beside session 14's symmetric "
+                                   "baseline and full-label runs; one seed each, session 18, "
+                                   "2 CPU cores, 1 thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_marked": "S1 labels on the marked data (`mcss synth --preset quick "
                                      "--extra-subjects 32 --marked-left`: every actor's left "
                                      "side at half brightness), flips off (a flipped crop "
@@ -322,6 +328,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("reproduce_quick", reproduction_table),
     ("long_schedule_x32_9k", long_schedule_table),
     ("long_schedule_cpu_9k_supervised", long_schedule_table),
+    ("long_schedule_cpu_9k_marked", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
