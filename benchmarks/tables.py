@@ -132,6 +132,11 @@ CAPTIONS = {
                                    "data with flips off, beside session 14's symmetric "
                                    "baseline and full-label runs; one seed each, session 18, "
                                    "2 CPU cores, 1 thread per run (benchmarks/merge_long.py)",
+    "long_schedule_cpu_6000_noflip": "flips off (`flip=false`) on the symmetric data, S1 "
+                                     "labelled: the baseline and MCSS with 4 views of 2 takes, "
+                                     "one seed each, beside session 15's two baseline seeds "
+                                     "with flips on; session 18, 2 CPU cores, 1 thread per run "
+                                     "(benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_marked": "S1 labels on the marked data (`mcss synth --preset quick "
                                      "--extra-subjects 32 --marked-left`: every actor's left "
                                      "side at half brightness), flips off (a flipped crop "
@@ -330,6 +335,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_9k_supervised", long_schedule_table),
     ("long_schedule_cpu_9k_marked", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
+    ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
     ("long_schedule_cpu_2400_mirror", long_schedule_table),
