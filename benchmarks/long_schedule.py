@@ -80,6 +80,9 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.03-all-views4-mirror": [*VIEWS4, "mirror_negatives=true"],
     "mcss-lam1-all-feature": ["lam=1", "strategy=all", "regress_from=feature",
                               "channel_shuffle=true"],
+    # session 19: random erasing of the labelled crops against memorising the labelled actor
+    "baseline-erase0.5": ["lam=0", "erase=0.5", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-erase0.5": [*VIEWS4, "erase=0.5"],
 }
 # the current defaults (session 7), three seeds each
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")

@@ -38,3 +38,41 @@ def test_channel_shuffle_moves_the_red_channel_only_when_asked() -> None:
     assert (kept[:, :, 0, 0].argmax(dim=1) == 0).all()
     moved = (shuffled[:, :, 0, 0].argmax(dim=1) != 0).float().mean().item()
     assert 0.4 < moved < 0.95  # red lands elsewhere in 4 of the 6 orders
+
+
+def _erase_only(probability: float) -> AugmentConfig:
+    return AugmentConfig(flip=False, colour=False, scale_jitter=0.0, shift_jitter=0.0,
+                         erase=probability)
+
+
+def test_random_erasing_fills_exactly_its_rectangle() -> None:
+    images = _flat_images(64)
+    params = draw_augment(64, np.random.default_rng(5), _erase_only(1.0))
+    out = apply_augment(images, params).numpy()
+    flat = np.array(RED, dtype=np.float32)[:, None, None] / 255.0
+    centres = (np.arange(6) + 0.5) / 6
+    for i, (on, top, left, height, width, *fill) in enumerate(params.erase):
+        assert on == 1.0
+        rows = (centres >= top) & (centres < top + height)
+        cols = (centres >= left) & (centres < left + width)
+        inside = rows[:, None] & cols[None, :]
+        expected = np.where(inside, np.array(fill, dtype=np.float32)[:, None, None], flat)
+        assert np.allclose(out[i], expected, atol=1e-6)
+    shares = params.erase[:, 3] * params.erase[:, 4]
+    assert shares.min() >= 0.02 - 1e-9 and shares.max() <= 0.25 + 1e-9
+
+
+def test_erasing_off_leaves_the_other_draws_and_the_images_unchanged() -> None:
+    cfg = AugmentConfig()
+    plain = draw_augment(32, np.random.default_rng(7), cfg)
+    erased = draw_augment(32, np.random.default_rng(7), AugmentConfig(erase=0.5))
+    assert plain.erase is None
+    for name in ("flipped", "scale", "shift", "colour", "channels"):
+        assert np.array_equal(getattr(plain, name), getattr(erased, name))
+    assert 8 <= erased.erase[:, 0].sum() <= 24  # about half of 32
+    images = np.random.default_rng(0).integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    kept = erased.erase[:, 0] == 0
+    assert np.allclose(apply_augment(images, plain)[kept], apply_augment(images, erased)[kept])
+    assert not np.allclose(apply_augment(images, plain)[~kept],
+                           apply_augment(images, erased)[~kept])
+    assert erased[4:12].erase.shape == (8, 8)

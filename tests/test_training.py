@@ -213,6 +213,18 @@ def test_flipped_labels_swap_left_and_right(tiny_dataset) -> None:
     assert torch.allclose(a[flipped][:, 1, 1:], b[flipped][:, 4, 1:])
 
 
+def test_erasing_changes_labelled_crops_only(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    erased, plain = (TrainBatches(ds, make_split(ds, _cfg(lam=0.5)), _cfg(lam=0.5, erase=e))[1]
+                     for e in (1.0, 0.0))
+    assert torch.equal(erased["pose_camera"], plain["pose_camera"])
+    assert torch.equal(erased["unlabelled_images"], plain["unlabelled_images"])
+    changed = (erased["images"] != plain["images"]).any(dim=1).float().mean(dim=(1, 2))
+    assert (changed > 0).all() and (changed <= 0.3).all()  # one rectangle, <= 25% of a crop
+    with pytest.raises(ConfigError, match="erase"):
+        _cfg(erase=1.5)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path) -> None:
     import signal
     import subprocess

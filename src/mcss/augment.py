@@ -1,5 +1,5 @@
 """Training augmentation of crop batches: scale/shift jitter, horizontal flip (which swaps
-left and right joints), colour jitter and (optionally) channel permutation.
+left and right joints), colour jitter, (optionally) channel permutation and random erasing.
 
 Parameters are drawn from a NumPy generator (so a step's augmentation is a pure function of
 its seed); the image work is one batched ``grid_sample``.
@@ -23,6 +23,12 @@ class AugmentConfig:
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
     channel_shuffle: bool = True  # with colour: a random channel order per crop
+    erase: float = 0.0  # probability per crop of one rectangle filled with a random colour
+
+
+# random erasing: the rectangle's share of the crop and its aspect ratio (Zhong et al. 2020)
+ERASE_AREA = (0.02, 0.25)
+ERASE_ASPECT = (0.3, 3.3)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -47,13 +53,15 @@ class AugmentParams:
     shift: np.ndarray  # (N, 2), in normalised [-1, 1] image coordinates
     colour: np.ndarray | None  # (N, 3) brightness, contrast, saturation factors
     channels: np.ndarray | None  # (N, 3) channel order
+    # (N, 8): erased (0 or 1), top, left, height, width (fractions of the crop), fill RGB
+    erase: np.ndarray | None = None
 
     def __getitem__(self, part: slice) -> AugmentParams:
-        return AugmentParams(
-            self.flipped[part], self.scale[part], self.shift[part],
-            None if self.colour is None else self.colour[part],
-            None if self.channels is None else self.channels[part],
-        )
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[part]
+
+        return AugmentParams(self.flipped[part], self.scale[part], self.shift[part],
+                             cut(self.colour), cut(self.channels), cut(self.erase))
 
 
 def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> AugmentParams:
@@ -67,7 +75,22 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
                            rng.uniform(0.6, 1.4, n)], axis=1)
         channels = (np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
                     if cfg.channel_shuffle else np.tile(np.arange(3), (n, 1)))
-    return AugmentParams(flipped, scale, shift, colour, channels)
+    # drawn last, so the other draws of a seed do not depend on whether erasing is on
+    erase = _draw_erase(n, rng, cfg.erase) if cfg.erase > 0 else None
+    return AugmentParams(flipped, scale, shift, colour, channels, erase)
+
+
+def _draw_erase(n: int, rng: np.random.Generator, probability: float) -> np.ndarray:
+    """Per crop: whether to erase, the rectangle (top, left, height, width) and its colour."""
+    on = rng.random(n) < probability
+    area = rng.uniform(*ERASE_AREA, n)
+    aspect = np.exp(rng.uniform(*np.log(ERASE_ASPECT), n))
+    height = np.minimum(np.sqrt(area * aspect), 1.0)
+    width = np.minimum(np.sqrt(area / aspect), 1.0)
+    top = rng.uniform(0.0, 1.0, n) * (1.0 - height)
+    left = rng.uniform(0.0, 1.0, n) * (1.0 - width)
+    fill = rng.uniform(0.0, 1.0, (n, 3))
+    return np.column_stack([on, top, left, height, width, fill])
 
 
 def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
@@ -83,7 +106,8 @@ def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if params.colour is not None:
         x = _colour(x, params.colour, params.channels)
-    return x.clamp(0.0, 1.0)
+    x = x.clamp(0.0, 1.0)
+    return x if params.erase is None else _erase(x, params.erase)
 
 
 def augment(
@@ -106,3 +130,16 @@ def _colour(x: torch.Tensor, factors: np.ndarray, channels: np.ndarray) -> torch
     x = (x - grey) * f[:, 2] + grey
     order = torch.from_numpy(channels)
     return torch.gather(x, 1, order.view(n, 3, 1, 1).expand_as(x))
+
+
+def _erase(x: torch.Tensor, erase: np.ndarray) -> torch.Tensor:
+    """Fill each erased crop's rectangle (pixel centres inside it) with its colour."""
+    n, _, h, w = x.shape
+    e = torch.from_numpy(erase).float()
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) / w
+    top, left, height, width = (e[:, i].view(n, 1) for i in range(1, 5))
+    rows = (ys >= top) & (ys < top + height)  # (N, H)
+    cols = (xs >= left) & (xs < left + width)  # (N, W)
+    inside = rows[:, :, None] & cols[:, None, :] & (e[:, 0] > 0).view(n, 1, 1)
+    return torch.where(inside[:, None], e[:, 5:8].view(n, 3, 1, 1), x)

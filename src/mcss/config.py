@@ -70,6 +70,9 @@ class TrainConfig:
     channel_shuffle: bool = True
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
+    # probability per labelled crop of a rectangle erased to a random colour (random erasing):
+    # the one labelled actor's clothes stop being enough to tell its poses apart (docs)
+    erase: float = 0.0
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
     mixstyle: float = 0.0
@@ -131,8 +134,10 @@ class TrainConfig:
                               "views: they need pose_frame=canonical")
         if not 0 < self.teacher_decay < 1:
             raise ConfigError(f"teacher_decay must be in (0, 1), got {self.teacher_decay}")
-        if not 0 <= self.mixstyle <= 1:
-            raise ConfigError(f"mixstyle is a probability in [0, 1], got {self.mixstyle}")
+        for name in ("mixstyle", "erase"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} is a probability in [0, 1], got "
+                                  f"{getattr(self, name)}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:

@@ -79,7 +79,7 @@ class TrainBatches(torch.utils.data.Dataset):
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                 cfg.channel_shuffle)
+                                 cfg.channel_shuffle, cfg.erase)
         # A flip mirrors the pose: views of one instant must keep showing the same pose.
         self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
                                            cfg.channel_shuffle)
