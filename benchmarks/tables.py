@@ -137,6 +137,11 @@ CAPTIONS = {
                                      "one seed each, beside session 15's two baseline seeds "
                                      "with flips on; session 18, 2 CPU cores, 1 thread per run "
                                      "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_2400_erase": "random erasing of the labelled crops (`erase=0.5`: half "
+                                    "of them get a rectangle of 2-25% of the crop in a random "
+                                    "colour) for the baseline and MCSS with 4 views of 2 takes,"
+                                    " beside the same runs without it, one seed each; session "
+                                    "19, 2 CPU cores, side by side with 1 thread each",
     "long_schedule_cpu_2400_marked": "S1 labels on the marked data (`mcss synth --preset quick "
                                      "--extra-subjects 32 --marked-left`: every actor's left "
                                      "side at half brightness), flips off (a flipped crop "
@@ -336,6 +341,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_9k_marked", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
+    ("long_schedule_cpu_2400_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
     ("long_schedule_cpu_2400_mirror", long_schedule_table),
