@@ -83,6 +83,9 @@ VARIANTS: dict[str, list[str]] = {
     # session 19: random erasing of the labelled crops against memorising the labelled actor
     "baseline-erase0.5": ["lam=0", "erase=0.5", "channel_shuffle=true"],
     "mcss-lam0.03-all-views4-erase0.5": [*VIEWS4, "erase=0.5"],
+    # session 19: a random hue rotation of every crop, beside the channel shuffle
+    "baseline-hue": ["lam=0", "hue=true", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-hue": [*VIEWS4, "hue=true"],
 }
 # the current defaults (session 7), three seeds each
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")

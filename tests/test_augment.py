@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mcss.augment import AugmentConfig, apply_augment, draw_augment
@@ -76,3 +78,17 @@ def test_erasing_off_leaves_the_other_draws_and_the_images_unchanged() -> None:
     assert not np.allclose(apply_augment(images, plain)[~kept],
                            apply_augment(images, erased)[~kept])
     assert erased[4:12].erase.shape == (8, 8)
+
+
+def test_hue_rotation_keeps_grey_and_turns_red_into_green_at_120_degrees() -> None:
+    images = np.zeros((3, 4, 4, 3), dtype=np.uint8)
+    images[0] = (255, 0, 0)
+    images[1] = (90, 90, 90)
+    images[2] = (200, 40, 10)
+    params = draw_augment(3, np.random.default_rng(0), AugmentConfig(
+        flip=False, colour=False, scale_jitter=0.0, shift_jitter=0.0, hue=True))
+    params = replace(params, hue=np.array([2 * np.pi / 3, 1.0, 4 * np.pi / 3]))
+    out = apply_augment(images, params).numpy()[:, :, 0, 0]
+    assert np.allclose(out[0], [0.0, 1.0, 0.0], atol=1e-6)
+    assert np.allclose(out[1], 90 / 255, atol=1e-6)
+    assert np.allclose(out[2], np.array([40, 10, 200]) / 255, atol=1e-6)  # 240: R->B, G->R

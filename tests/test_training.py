@@ -225,6 +225,17 @@ def test_erasing_changes_labelled_crops_only(tiny_dataset) -> None:
         _cfg(erase=1.5)
 
 
+def test_hue_rotation_reaches_labelled_and_unlabelled_crops(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    rotated, plain = (TrainBatches(ds, make_split(ds, _cfg(lam=0.5)), _cfg(lam=0.5, hue=h))[1]
+                      for h in (True, False))
+    for key in ("images", "unlabelled_images"):
+        assert not torch.allclose(rotated[key], plain[key], atol=1e-3)
+        # a rotation about the grey axis keeps each pixel's channel mean (up to clamping)
+        mean_shift = (rotated[key].mean(dim=1) - plain[key].mean(dim=1)).abs().mean()
+        assert mean_shift < 0.02
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path) -> None:
     import signal
     import subprocess

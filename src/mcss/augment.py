@@ -1,5 +1,6 @@
 """Training augmentation of crop batches: scale/shift jitter, horizontal flip (which swaps
-left and right joints), colour jitter, (optionally) channel permutation and random erasing.
+left and right joints), colour jitter, (optionally) channel permutation, hue rotation and
+random erasing.
 
 Parameters are drawn from a NumPy generator (so a step's augmentation is a pure function of
 its seed); the image work is one batched ``grid_sample``.
@@ -24,6 +25,7 @@ class AugmentConfig:
     shift_jitter: float = 0.05
     channel_shuffle: bool = True  # with colour: a random channel order per crop
     erase: float = 0.0  # probability per crop of one rectangle filled with a random colour
+    hue: bool = False  # every crop's colours rotated about the grey axis by a random angle
 
 
 # random erasing: the rectangle's share of the crop and its aspect ratio (Zhong et al. 2020)
@@ -55,13 +57,15 @@ class AugmentParams:
     channels: np.ndarray | None  # (N, 3) channel order
     # (N, 8): erased (0 or 1), top, left, height, width (fractions of the crop), fill RGB
     erase: np.ndarray | None = None
+    hue: np.ndarray | None = None  # (N,) rotation about the grey axis, radians
 
     def __getitem__(self, part: slice) -> AugmentParams:
         def cut(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[part]
 
         return AugmentParams(self.flipped[part], self.scale[part], self.shift[part],
-                             cut(self.colour), cut(self.channels), cut(self.erase))
+                             cut(self.colour), cut(self.channels), cut(self.erase),
+                             cut(self.hue))
 
 
 def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> AugmentParams:
@@ -77,7 +81,8 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
                     if cfg.channel_shuffle else np.tile(np.arange(3), (n, 1)))
     # drawn last, so the other draws of a seed do not depend on whether erasing is on
     erase = _draw_erase(n, rng, cfg.erase) if cfg.erase > 0 else None
-    return AugmentParams(flipped, scale, shift, colour, channels, erase)
+    hue = rng.uniform(0.0, 2.0 * np.pi, n) if cfg.hue else None
+    return AugmentParams(flipped, scale, shift, colour, channels, erase, hue)
 
 
 def _draw_erase(n: int, rng: np.random.Generator, probability: float) -> np.ndarray:
@@ -106,6 +111,8 @@ def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if params.colour is not None:
         x = _colour(x, params.colour, params.channels)
+    if params.hue is not None:
+        x = _rotate_hue(x, params.hue)
     x = x.clamp(0.0, 1.0)
     return x if params.erase is None else _erase(x, params.erase)
 
@@ -143,3 +150,13 @@ def _erase(x: torch.Tensor, erase: np.ndarray) -> torch.Tensor:
     cols = (xs >= left) & (xs < left + width)  # (N, W)
     inside = rows[:, :, None] & cols[:, None, :] & (e[:, 0] > 0).view(n, 1, 1)
     return torch.where(inside[:, None], e[:, 5:8].view(n, 3, 1, 1), x)
+
+
+def _rotate_hue(x: torch.Tensor, angles: np.ndarray) -> torch.Tensor:
+    """Rotate each crop's RGB vectors about the grey axis (1, 1, 1) by its angle (Rodrigues):
+    grey stays grey, brightness is kept, and 120 degrees turns red into green."""
+    u = np.full(3, 1.0 / np.sqrt(3.0))
+    cross = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+    cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
+    rotation = cos * np.eye(3) + sin * cross + (1.0 - cos) * np.outer(u, u)
+    return torch.einsum("nij,njhw->nihw", torch.from_numpy(rotation).float(), x)

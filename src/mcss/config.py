@@ -73,6 +73,9 @@ class TrainConfig:
     # probability per labelled crop of a rectangle erased to a random colour (random erasing):
     # the one labelled actor's clothes stop being enough to tell its poses apart (docs)
     erase: float = 0.0
+    # every crop's colours rotated about the grey axis by a random angle (labelled and
+    # unlabelled crops alike, like the colour jitter); with the channel shuffle or without
+    hue: bool = False
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
     mixstyle: float = 0.0

@@ -79,10 +79,10 @@ class TrainBatches(torch.utils.data.Dataset):
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                 cfg.channel_shuffle, cfg.erase)
+                                 cfg.channel_shuffle, cfg.erase, cfg.hue)
         # A flip mirrors the pose: views of one instant must keep showing the same pose.
         self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                           cfg.channel_shuffle)
+                                           cfg.channel_shuffle, hue=cfg.hue)
         self.steps, self.seed = cfg.steps, cfg.seed
         self.mirror_negatives = cfg.mirror_negatives
         # Each process builds the global batch's rows and keeps its share of whole groups.
