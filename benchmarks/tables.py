@@ -142,6 +142,10 @@ CAPTIONS = {
                                     "colour) for the baseline and MCSS with 4 views of 2 takes,"
                                     " beside the same runs without it, one seed each; session "
                                     "19, 2 CPU cores, side by side with 1 thread each",
+    "long_schedule_cpu_6000_erase": "random erasing of the labelled crops (`erase=0.5`) for "
+                                    "the S1 baseline at 6000 steps, 2 seeds, beside session "
+                                    "15's two baseline seeds without it; session 19, 2 CPU "
+                                    "cores, 1 thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_marked": "S1 labels on the marked data (`mcss synth --preset quick "
                                      "--extra-subjects 32 --marked-left`: every actor's left "
                                      "side at half brightness), flips off (a flipped crop "
@@ -342,6 +346,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_erase", long_schedule_table),
+    ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
     ("long_schedule_cpu_2400_mirror", long_schedule_table),
