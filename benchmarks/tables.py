@@ -137,11 +137,14 @@ CAPTIONS = {
                                      "one seed each, beside session 15's two baseline seeds "
                                      "with flips on; session 18, 2 CPU cores, 1 thread per run "
                                      "(benchmarks/merge_long.py)",
-    "long_schedule_cpu_2400_erase": "random erasing of the labelled crops (`erase=0.5`: half "
-                                    "of them get a rectangle of 2-25% of the crop in a random "
-                                    "colour) for the baseline and MCSS with 4 views of 2 takes,"
-                                    " beside the same runs without it, one seed each; session "
-                                    "19, 2 CPU cores, side by side with 1 thread each",
+    "long_schedule_cpu_2400_appearance": "appearance augmentation for the baseline and MCSS "
+                                         "with 4 views of 2 takes: random erasing of the "
+                                         "labelled crops (`erase=0.5`: half of them get a "
+                                         "rectangle of 2-25% of the crop in a random colour) "
+                                         "and a random hue rotation of every crop (`hue=true`)"
+                                         ", beside the same runs without them, one seed each; "
+                                         "session 19, 2 CPU cores, side by side with 1 thread "
+                                         "each (benchmarks/merge_long.py)",
     "long_schedule_cpu_6000_erase": "random erasing of the labelled crops (`erase=0.5`) for "
                                     "the S1 baseline at 6000 steps, 2 seeds, beside session "
                                     "15's two baseline seeds without it; session 19, 2 CPU "
@@ -345,7 +348,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_9k_marked", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
-    ("long_schedule_cpu_2400_erase", long_schedule_table),
+    ("long_schedule_cpu_2400_appearance", long_schedule_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),

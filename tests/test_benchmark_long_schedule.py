@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from long_schedule import train_all  # noqa: E402
+from long_schedule import PINNED, VARIANTS, train_all  # noqa: E402
+from mcss.config import resolve_config  # noqa: E402
 
 TINY = ["batch_labelled=8", "n_sequences=2", "n_instants=2", "warmup_steps=2", "val_frames=64",
         "min_gap=2", "embedding_dim=32", "hidden_dim=64"]
@@ -33,3 +34,10 @@ def test_a_stopped_run_continues_and_a_finished_one_is_reused(tmp_path: Path,
     stamp = (run / "metrics.csv").stat().st_mtime_ns
     assert train_all(tiny_dataset, tmp_path, [("baseline", 0)], 8, 1, 3600, TINY) == {}
     assert (run / "metrics.csv").stat().st_mtime_ns == stamp  # reused: not trained again
+
+
+def test_every_variant_resolves_to_a_valid_config() -> None:
+    """A variant naming a renamed key or an invalid value would fail only hours into a run."""
+    for name, sets in VARIANTS.items():
+        cfg = resolve_config("full", overrides=[*PINNED, *sets])
+        assert (cfg.lam == 0) == name.startswith(("baseline", "control", "teacher1")), name
