@@ -1,0 +1,93 @@
+"""How much of the canonical error is the body's build (bone lengths) and how much its pose
+(bone directions)?
+
+With one labelled actor a network may learn that actor's proportions and give every other
+actor them. For each run, on up to ``--max-frames`` crops of its validation subject (S8) and
+of the test subjects (seed 0), the predicted canonical pose is rebuilt along the skeleton
+with the true bone lengths (its directions kept) and, the other way round, the true pose
+with the predicted lengths: the first error is what the directions cost, the second what
+the lengths cost. Beside them, the error of the true directions with the labelled actors'
+median bone lengths: what predicting the labelled build for everyone would cost at best.
+
+    python benchmarks/bone_lengths.py --data runs/extra32/data \\
+        --runs runs/long/baseline-s0 runs/long/mcss-lam0.03-all-views4-s0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from machine import runs_arguments, write_runs_result
+
+
+def build_summary(pred: np.ndarray, gt: np.ndarray, labelled_lengths: np.ndarray
+                  ) -> dict[str, float]:
+    """Canonical poses ``(N, 17, 3)``: the error of the prediction, of its directions with the
+    true lengths, of the true directions with its lengths and with ``labelled_lengths``
+    ``(16,)``, and the mean absolute bone-length error (mm)."""
+    from mcss.metrics import mpjpe
+    from mcss.motion.variation import set_bone_lengths
+    from mcss.skeleton import bone_lengths
+
+    pred_lengths, gt_lengths = bone_lengths(pred), bone_lengths(gt)
+    return {
+        "canonical_mpjpe": float(mpjpe(pred, gt).mean()),
+        "with_true_lengths": float(mpjpe(set_bone_lengths(pred, gt_lengths), gt).mean()),
+        "with_true_directions": float(mpjpe(set_bone_lengths(gt, pred_lengths), gt).mean()),
+        "labelled_build": float(mpjpe(set_bone_lengths(gt, labelled_lengths), gt).mean()),
+        "length_error": float(np.abs(pred_lengths - gt_lengths).mean()),
+        "frames": len(gt),
+    }
+
+
+def run_bone_lengths(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
+    from mcss.data.format import Dataset
+    from mcss.data.training import make_split
+    from mcss.evaluate import labelled_poses, load_trained, predict
+    from mcss.geometry import to_canonical
+    from mcss.skeleton import bone_lengths
+
+    ds = Dataset(data)
+    model, cfg, _ = load_trained(run, device="auto")
+    labelled = np.asarray(ds.joints_3d_camera[make_split(ds, cfg).labelled], dtype=np.float64)
+    labelled_lengths = np.median(bone_lengths(labelled), axis=0)
+    groups = {"validation": [cfg.val_subject], "test": list(ds.meta["splits"]["test"])}
+    out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
+                           "n_views": cfg.n_views, "seed": cfg.seed}
+    for group, subjects in groups.items():
+        rows, gt = labelled_poses(ds, ds.rows_of(subjects))
+        if len(rows) > max_frames:
+            keep = np.sort(np.random.default_rng(0).choice(len(rows), max_frames, replace=False))
+            rows, gt = rows[keep], gt[keep]
+        pred = predict(model, ds.images[rows])["pose_canonical"]
+        out[group] = build_summary(pred, to_canonical(gt), labelled_lengths)
+    return out
+
+
+def markdown(results: dict[str, Any], group: str = "validation") -> str:
+    rows = ["| run | steps | labelled | canonical | with true lengths | with true directions "
+            "| true directions, labelled build | bone-length error |",
+            "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        m = r[group]
+        actors = r["labelled"].split(",")
+        labelled = f"{len(actors)} actors" if len(actors) > 3 else r["labelled"]
+        rows.append(f"| {name} | {r['steps']} | {labelled} | {m['canonical_mpjpe']:.1f} "
+                    f"| {m['with_true_lengths']:.1f} | {m['with_true_directions']:.1f} "
+                    f"| {m['labelled_build']:.1f} | {m['length_error']:.1f} |")
+    return f"{group} subjects, canonical frame, mm\n\n" + "\n".join(rows)
+
+
+def main() -> None:
+    args = runs_arguments(__doc__, "bone_lengths_cpu.json", 1000, "crops per group of subjects")
+    results = {str(run): run_bone_lengths(run, args.data, args.max_frames) for run in args.runs}
+    print(markdown(results))
+    print(markdown(results, "test"))
+    write_runs_result(args.results, results)
+
+
+if __name__ == "__main__":
+    main()
