@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from machine import runs_arguments, write_runs_result
+from subject_groups import group_predictions, main_over_runs
 
 
 def build_summary(pred: np.ndarray, gt: np.ndarray, labelled_lengths: np.ndarray
@@ -44,27 +44,16 @@ def build_summary(pred: np.ndarray, gt: np.ndarray, labelled_lengths: np.ndarray
 
 
 def run_bone_lengths(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
-    from mcss.data.format import Dataset
     from mcss.data.training import make_split
-    from mcss.evaluate import labelled_poses, load_trained, predict
-    from mcss.geometry import to_canonical
     from mcss.skeleton import bone_lengths
 
-    ds = Dataset(data)
-    model, cfg, _ = load_trained(run, device="auto")
+    ds, cfg, poses = group_predictions(run, data, max_frames)
     labelled = np.asarray(ds.joints_3d_camera[make_split(ds, cfg).labelled], dtype=np.float64)
     labelled_lengths = np.median(bone_lengths(labelled), axis=0)
-    groups = {"validation": [cfg.val_subject], "test": list(ds.meta["splits"]["test"])}
     out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
                            "n_views": cfg.n_views, "seed": cfg.seed}
-    for group, subjects in groups.items():
-        rows, gt = labelled_poses(ds, ds.rows_of(subjects))
-        if len(rows) > max_frames:
-            keep = np.sort(np.random.default_rng(0).choice(len(rows), max_frames, replace=False))
-            rows, gt = rows[keep], gt[keep]
-        pred = predict(model, ds.images[rows])["pose_canonical"]
-        out[group] = build_summary(pred, to_canonical(gt), labelled_lengths)
-    return out
+    return out | {group: build_summary(pred, gt, labelled_lengths)
+                  for group, (pred, gt) in poses.items()}
 
 
 def markdown(results: dict[str, Any], group: str = "validation") -> str:
@@ -82,11 +71,7 @@ def markdown(results: dict[str, Any], group: str = "validation") -> str:
 
 
 def main() -> None:
-    args = runs_arguments(__doc__, "bone_lengths_cpu.json", 1000, "crops per group of subjects")
-    results = {str(run): run_bone_lengths(run, args.data, args.max_frames) for run in args.runs}
-    print(markdown(results))
-    print(markdown(results, "test"))
-    write_runs_result(args.results, results)
+    main_over_runs(__doc__, "bone_lengths_cpu.json", run_bone_lengths, markdown)
 
 
 if __name__ == "__main__":

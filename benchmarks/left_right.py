@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from long_schedule import validation_curve
-from machine import runs_arguments, write_runs_result
+from subject_groups import group_predictions, main_over_runs
 
 
 def left_right_summary(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -45,26 +45,14 @@ def left_right_summary(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def run_left_right(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
-    from mcss.data.format import Dataset
-    from mcss.evaluate import labelled_poses, load_trained, predict
-    from mcss.geometry import to_canonical
-
-    ds = Dataset(data)
-    model, cfg, _ = load_trained(run, device="auto")
-    groups = {"validation": [cfg.val_subject], "test": list(ds.meta["splits"]["test"])}
+    ds, cfg, poses = group_predictions(run, data, max_frames)
     out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
                            "n_views": cfg.n_views, "seed": cfg.seed, "flip": cfg.flip,
                            "facing_gate": cfg.facing_gate,
                            # converted real data record no synthesis config
                            "marked_left": ds.meta.get("provenance", {}).get("config", {})
                            .get("marked_left", False)}
-    for group, subjects in groups.items():
-        rows, gt = labelled_poses(ds, ds.rows_of(subjects))
-        if len(rows) > max_frames:
-            keep = np.sort(np.random.default_rng(0).choice(len(rows), max_frames, replace=False))
-            rows, gt = rows[keep], gt[keep]
-        pred = predict(model, ds.images[rows])["pose_canonical"]
-        out[group] = left_right_summary(pred, to_canonical(gt))
+    out |= {group: left_right_summary(*pair) for group, pair in poses.items()}
     # the validation subject's canonical MPJPE and left-right agreement over training
     out["curve"] = [{k: v for k, v in row.items()
                      if k in ("step", "canonical_mpjpe", "left_right_agreement")}
@@ -86,11 +74,7 @@ def markdown(results: dict[str, Any], group: str = "validation") -> str:
 
 
 def main() -> None:
-    args = runs_arguments(__doc__, "left_right_cpu.json", 1000, "crops per group of subjects")
-    results = {str(run): run_left_right(run, args.data, args.max_frames) for run in args.runs}
-    print(markdown(results))
-    print(markdown(results, "test"))
-    write_runs_result(args.results, results)
+    main_over_runs(__doc__, "left_right_cpu.json", run_left_right, markdown)
 
 
 if __name__ == "__main__":
