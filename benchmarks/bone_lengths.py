@@ -56,22 +56,20 @@ def run_bone_lengths(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
                   for group, (pred, gt) in poses.items()}
 
 
-def markdown(results: dict[str, Any], group: str = "validation") -> str:
-    rows = ["| run | steps | labelled | canonical | with true lengths | with true directions "
-            "| true directions, labelled build | bone-length error |",
-            "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        m = r[group]
-        actors = r["labelled"].split(",")
-        labelled = f"{len(actors)} actors" if len(actors) > 3 else r["labelled"]
-        rows.append(f"| {name} | {r['steps']} | {labelled} | {m['canonical_mpjpe']:.1f} "
-                    f"| {m['with_true_lengths']:.1f} | {m['with_true_directions']:.1f} "
-                    f"| {m['labelled_build']:.1f} | {m['length_error']:.1f} |")
-    return f"{group} subjects, canonical frame, mm\n\n" + "\n".join(rows)
+HEADERS = ["steps", "labelled", "canonical", "with true lengths", "with true directions",
+           "true directions, labelled build", "bone-length error"]
+
+
+def cells(r: dict[str, Any], m: dict[str, float]) -> list[str]:
+    actors = r["labelled"].split(",")
+    labelled = f"{len(actors)} actors" if len(actors) > 3 else r["labelled"]
+    return [str(r["steps"]), labelled] + [f"{m[k]:.1f}" for k in (
+        "canonical_mpjpe", "with_true_lengths", "with_true_directions", "labelled_build",
+        "length_error")]
 
 
 def main() -> None:
-    main_over_runs(__doc__, "bone_lengths_cpu.json", run_bone_lengths, markdown)
+    main_over_runs(__doc__, "bone_lengths_cpu.json", run_bone_lengths, HEADERS, cells)
 
 
 if __name__ == "__main__":

@@ -60,21 +60,19 @@ def run_left_right(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     return out
 
 
-def markdown(results: dict[str, Any], group: str = "validation") -> str:
-    rows = ["| run | steps | canonical | symmetric part | antisymmetric part | error share "
-            "| agreement | asymmetry size | nearer the mirror |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        m = r[group]
-        rows.append(f"| {name} | {r['steps']} | {m['canonical_mpjpe']:.1f} "
-                    f"| {m['symmetric_mpjpe']:.1f} | {m['antisymmetric_mpjpe']:.1f} "
-                    f"| {100 * m['error_share']:.0f}% | {m['agreement']:.2f} "
-                    f"| {100 * m['asymmetry_ratio']:.0f}% | {100 * m['mirror_nearer']:.0f}% |")
-    return f"{group} subjects, canonical frame, mm\n\n" + "\n".join(rows)
+HEADERS = ["steps", "canonical", "symmetric part", "antisymmetric part", "error share",
+           "agreement", "asymmetry size", "nearer the mirror"]
+
+
+def cells(r: dict[str, Any], m: dict[str, float]) -> list[str]:
+    return [str(r["steps"]), f"{m['canonical_mpjpe']:.1f}", f"{m['symmetric_mpjpe']:.1f}",
+            f"{m['antisymmetric_mpjpe']:.1f}", f"{100 * m['error_share']:.0f}%",
+            f"{m['agreement']:.2f}", f"{100 * m['asymmetry_ratio']:.0f}%",
+            f"{100 * m['mirror_nearer']:.0f}%"]
 
 
 def main() -> None:
-    main_over_runs(__doc__, "left_right_cpu.json", run_left_right, markdown)
+    main_over_runs(__doc__, "left_right_cpu.json", run_left_right, HEADERS, cells)
 
 
 if __name__ == "__main__":

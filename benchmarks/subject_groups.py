@@ -32,12 +32,23 @@ def group_predictions(run: Path, data: Path, max_frames: int) -> tuple[Any, Any,
     return ds, cfg, poses
 
 
+Cells = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+
+
+def group_table(results: dict[str, Any], group: str, headers: list[str], cells: Cells) -> str:
+    """A markdown table of one group, a row per run: its name, then ``cells(run, measures)``."""
+    rows = ["| run | " + " | ".join(headers) + " |", "|---" + "|---:" * len(headers) + "|"]
+    rows += [f"| {name} | " + " | ".join(cells(r, r[group])) + " |"
+             for name, r in results.items()]
+    return f"{group} subjects, canonical frame, mm\n\n" + "\n".join(rows)
+
+
 def main_over_runs(doc: str, results_name: str,
                    measure: Callable[[Path, Path, int], dict[str, Any]],
-                   markdown: Callable[[dict[str, Any], str], str]) -> None:
+                   headers: list[str], cells: Cells) -> None:
     """Measure every ``--runs`` folder, print the validation and test tables, write JSON."""
     args = runs_arguments(doc, results_name, 1000, "crops per group of subjects")
     results = {str(run): measure(run, args.data, args.max_frames) for run in args.runs}
-    print(markdown(results, "validation"))
-    print(markdown(results, "test"))
+    for group in ("validation", "test"):
+        print(group_table(results, group, headers, cells))
     write_runs_result(args.results, results)

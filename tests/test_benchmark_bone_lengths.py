@@ -12,7 +12,8 @@ import pytest
 from mcss.motion.variation import bone_directions, build_from_directions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bone_lengths import build_summary, markdown, run_bone_lengths  # noqa: E402
+from bone_lengths import HEADERS, build_summary, cells, run_bone_lengths  # noqa: E402
+from subject_groups import group_table  # noqa: E402
 
 
 def _poses(rng: np.random.Generator, lengths: np.ndarray, n: int = 12) -> np.ndarray:
@@ -53,5 +54,8 @@ def test_run_bone_lengths_reads_a_run(tiny_dataset: Path, tiny_checkpoint: Path,
     out = run_bone_lengths(run, tiny_dataset, max_frames=5)
     assert out["test"]["frames"] == 5
     assert np.isfinite([out["validation"][k] for k in ("canonical_mpjpe", "labelled_build")]).all()
-    assert f"| {run} | {out['steps']} |" in markdown({str(run): out}, "test")
+    table = group_table({str(run): out}, "test", HEADERS, cells).splitlines()
+    assert table[2].startswith("| run |") and table[3] == "|---" + "|---:" * 7 + "|"
+    assert table[4].startswith(f"| {run} | {out['steps']} | S1 | ")
+    assert table[4].count("|") == 9  # the run and 7 cells
 
