@@ -79,7 +79,7 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
                            rng.uniform(0.6, 1.4, n)], axis=1)
         channels = (np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
                     if cfg.channel_shuffle else np.tile(np.arange(3), (n, 1)))
-    # drawn last, so the other draws of a seed do not depend on whether erasing is on
+    # drawn last: turning them on leaves a seed's other draws as they were
     erase = _draw_erase(n, rng, cfg.erase) if cfg.erase > 0 else None
     hue = rng.uniform(0.0, 2.0 * np.pi, n) if cfg.hue else None
     return AugmentParams(flipped, scale, shift, colour, channels, erase, hue)

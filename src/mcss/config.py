@@ -70,11 +70,11 @@ class TrainConfig:
     channel_shuffle: bool = True
     scale_jitter: float = 0.1
     shift_jitter: float = 0.05
-    # probability per labelled crop of a rectangle erased to a random colour (random erasing):
-    # the one labelled actor's clothes stop being enough to tell its poses apart (docs)
+    # probability per labelled crop of a rectangle erased to a random colour (random erasing);
+    # slows the fit of S1 and costs 2-8 mm on S8 (session 19, docs)
     erase: float = 0.0
-    # every crop's colours rotated about the grey axis by a random angle (labelled and
-    # unlabelled crops alike, like the colour jitter); with the channel shuffle or without
+    # every crop's colours, labelled and unlabelled, rotated about the grey axis by a random
+    # angle; beside the channel shuffle it changes nothing in the canonical frame (docs)
     hue: bool = False
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
