@@ -45,10 +45,11 @@ def build_summary(pred: np.ndarray, gt: np.ndarray, labelled_lengths: np.ndarray
 
 def run_bone_lengths(run: Path, data: Path, max_frames: int) -> dict[str, Any]:
     from mcss.data.training import make_split
+    from mcss.evaluate import labelled_poses
     from mcss.skeleton import bone_lengths
 
     ds, cfg, poses = group_predictions(run, data, max_frames)
-    labelled = np.asarray(ds.joints_3d_camera[make_split(ds, cfg).labelled], dtype=np.float64)
+    _, labelled = labelled_poses(ds, make_split(ds, cfg).labelled)
     labelled_lengths = np.median(bone_lengths(labelled), axis=0)
     out: dict[str, Any] = {"steps": cfg.steps, "lam": cfg.lam, "labelled": cfg.labelled,
                            "n_views": cfg.n_views, "seed": cfg.seed}

@@ -7,7 +7,7 @@ and their (sequence, frame, camera) keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -80,9 +80,9 @@ class TrainBatches(torch.utils.data.Dataset):
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
                                  cfg.channel_shuffle, cfg.erase, cfg.hue)
-        # A flip mirrors the pose: views of one instant must keep showing the same pose.
-        self.aug_unlabelled = AugmentConfig(False, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                           cfg.channel_shuffle, hue=cfg.hue)
+        # A flip mirrors the pose: views of one instant must keep showing the same pose;
+        # erasing is a lever on the labelled actor only.
+        self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0)
         self.steps, self.seed = cfg.steps, cfg.seed
         self.mirror_negatives = cfg.mirror_negatives
         # Each process builds the global batch's rows and keeps its share of whole groups.
