@@ -86,6 +86,10 @@ VARIANTS: dict[str, list[str]] = {
     # session 19: a random hue rotation of every crop, beside the channel shuffle
     "baseline-hue": ["lam=0", "hue=true", "channel_shuffle=true"],
     "mcss-lam0.03-all-views4-hue": [*VIEWS4, "hue=true"],
+    # session 20: in-plane rotation of every crop up to 30 degrees (a new pose of the labelled
+    # actor on screen; for the unlabelled views one more nuisance the embedding must ignore)
+    "baseline-rot30": ["lam=0", "rotate=30", "channel_shuffle=true"],
+    "mcss-lam0.03-all-views4-rot30": [*VIEWS4, "rotate=30"],
 }
 # the current defaults (session 7), three seeds each
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")

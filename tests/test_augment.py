@@ -1,4 +1,5 @@
-"""Colour augmentation against hand-computed values, with and without the channel shuffle."""
+"""Augmentation against hand-computed values: colour with and without the channel shuffle,
+erasing, hue, and the in-plane rotation of pixels and labels together."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from mcss.augment import AugmentConfig, apply_augment, draw_augment
+from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose, rotate_pose
+from mcss.geometry import to_canonical
 
 RED = (200, 40, 10)
 
@@ -92,3 +94,65 @@ def test_hue_rotation_keeps_grey_and_turns_red_into_green_at_120_degrees() -> No
     assert np.allclose(out[0], [0.0, 1.0, 0.0], atol=1e-6)
     assert np.allclose(out[1], 90 / 255, atol=1e-6)
     assert np.allclose(out[2], np.array([40, 10, 200]) / 255, atol=1e-6)  # 240: R->B, G->R
+
+
+def _dot_image(row: int, col: int, size: int = 8) -> np.ndarray:
+    image = np.zeros((1, size, size, 3), dtype=np.uint8)
+    image[0, row, col] = 255
+    return image
+
+
+def _geometry_only(**overrides: object) -> AugmentConfig:
+    return AugmentConfig(**{"flip": False, "colour": False, "scale_jitter": 0.0,
+                            "shift_jitter": 0.0, **overrides})
+
+
+def _normalised_point(row: float, col: float, size: int = 8) -> np.ndarray:
+    """A camera-frame point at depth 1 that projects onto pixel (row, col) of a crop whose
+    centre is on the optical axis (normalised coordinates, y down)."""
+    return np.array([(2 * col + 1) / size - 1, (2 * row + 1) / size - 1, 1.0])
+
+
+def test_a_quarter_turn_moves_the_pixel_where_the_rotated_label_projects() -> None:
+    params = replace(draw_augment(1, np.random.default_rng(0), _geometry_only(rotate=90)),
+                     rotation=np.array([np.pi / 2]))
+    out = apply_augment(_dot_image(1, 6), params).numpy()[0, 0]
+    assert np.argwhere(out > 0.99).tolist() == [[1, 1]]  # upper right -> upper left
+    turned = rotate_pose(_normalised_point(1, 6)[None, None], params.rotation)[0, 0]
+    assert np.allclose(turned, _normalised_point(1, 1))
+
+
+def test_flip_then_rotation_agree_between_pixels_and_labels() -> None:
+    params = replace(draw_augment(1, np.random.default_rng(0), _geometry_only(rotate=90)),
+                     flipped=np.array([True]), rotation=np.array([np.pi / 2]))
+    out = apply_augment(_dot_image(1, 6), params).numpy()[0, 0]
+    assert np.argwhere(out > 0.99).tolist() == [[6, 1]]  # mirrored, then a quarter turn
+    pose = np.repeat(_normalised_point(1, 6)[None, None], 17, axis=1)
+    label = rotate_pose(flip_pose(pose), params.rotation)
+    assert np.allclose(label[0, 0], _normalised_point(6, 1))
+
+
+def test_a_small_rotation_moves_the_dot_by_the_labelled_angle() -> None:
+    size, angle = 32, np.deg2rad(25.0)
+    params = replace(draw_augment(1, np.random.default_rng(0), _geometry_only(rotate=30)),
+                     rotation=np.array([angle]))
+    out = apply_augment(_dot_image(4, 26, size), params).numpy()[0, 0].astype(np.float64)
+    rows, cols = np.mgrid[:size, :size]
+    centroid = np.array([(out * rows).sum(), (out * cols).sum()]) / out.sum()
+    turned = rotate_pose(_normalised_point(4, 26, size)[None, None], np.array([angle]))[0, 0]
+    expected_col, expected_row = ((turned[:2] + 1) * size - 1) / 2
+    assert np.allclose(centroid, [expected_row, expected_col], atol=0.15)
+
+
+def test_rotation_keeps_the_other_draws_and_the_canonical_pose() -> None:
+    plain = draw_augment(32, np.random.default_rng(7), AugmentConfig())
+    turned = draw_augment(32, np.random.default_rng(7), AugmentConfig(rotate=30))
+    assert plain.rotation is None
+    for name in ("flipped", "scale", "shift", "colour", "channels"):
+        assert np.array_equal(getattr(plain, name), getattr(turned, name))
+    assert np.abs(turned.rotation).max() <= np.deg2rad(30)
+    assert turned[4:12].rotation.shape == (8,)
+    pose = np.random.default_rng(1).normal(size=(32, 17, 3))
+    assert np.allclose(to_canonical(rotate_pose(pose, turned.rotation)), to_canonical(pose))
+    assert np.allclose(np.linalg.norm(rotate_pose(pose, turned.rotation), axis=-1),
+                       np.linalg.norm(pose, axis=-1))

@@ -300,3 +300,16 @@ def test_mirror_negatives_are_the_flipped_crops_and_negatives_of_their_originals
     assert any(a >= n for a, _ in positives)
     with pytest.raises(ConfigError, match="need lam > 0"):
         _cfg(lam=0, mirror_negatives=True)
+
+
+def test_rotation_turns_the_camera_label_and_keeps_the_canonical_one(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    turned, plain = (TrainBatches(ds, make_split(ds, _cfg(lam=0.5)), _cfg(lam=0.5, rotate=r))[1]
+                     for r in (40, 0))
+    assert torch.allclose(turned["pose_canonical"], plain["pose_canonical"], atol=1e-4)
+    assert not torch.allclose(turned["pose_camera"], plain["pose_camera"], atol=1e-3)
+    assert torch.allclose(turned["pose_camera"][..., 2], plain["pose_camera"][..., 2])
+    for key in ("images", "unlabelled_images"):  # every crop turns, labelled or not
+        assert not torch.allclose(turned[key], plain[key], atol=1e-3)
+    with pytest.raises(ConfigError, match="rotate"):
+        _cfg(rotate=200)

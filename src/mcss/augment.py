@@ -1,6 +1,7 @@
 """Training augmentation of crop batches: scale/shift jitter, horizontal flip (which swaps
-left and right joints), colour jitter, (optionally) channel permutation, hue rotation and
-random erasing.
+left and right joints), in-plane rotation (which turns the camera-frame label about the
+optical axis), colour jitter, (optionally) channel permutation, hue rotation and random
+erasing.
 
 Parameters are drawn from a NumPy generator (so a step's augmentation is a pure function of
 its seed); the image work is one batched ``grid_sample``.
@@ -26,6 +27,7 @@ class AugmentConfig:
     channel_shuffle: bool = True  # with colour: a random channel order per crop
     erase: float = 0.0  # probability per crop of one rectangle filled with a random colour
     hue: bool = False  # every crop's colours rotated about the grey axis by a random angle
+    rotate: float = 0.0  # largest in-plane rotation of a crop about its centre, degrees
 
 
 # random erasing: the rectangle's share of the crop and its aspect ratio (Zhong et al. 2020)
@@ -45,6 +47,19 @@ def flip_pose(joints_camera: np.ndarray) -> np.ndarray:
     return swap_left_right(flipped)
 
 
+def rotate_pose(joints_camera: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """The camera-frame poses ``(N, J, 3)`` of crops rotated in-plane by ``angles`` ``(N,)``
+    (radians, counter-clockwise on screen, as :func:`apply_augment` rotates them): the joints
+    turn about the optical axis, so their projections turn about the crop centre. (Exact for
+    a root on the optical axis; a crop centred off-axis turns about its own ray instead, a
+    difference of a few degrees at most for the rigs mcss meets.) The canonical pose, built
+    from the joints alone, is unchanged."""
+    c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    x, y = joints_camera[..., 0], joints_camera[..., 1]
+    # y points down the image: counter-clockwise on screen is clockwise in (x, y)
+    return np.stack([c * x + s * y, -s * x + c * y, joints_camera[..., 2]], axis=-1)
+
+
 @dataclass(frozen=True)
 class AugmentParams:
     """The random draws of one batch, per image; slicing keeps the draws of a sub-batch, so
@@ -58,6 +73,7 @@ class AugmentParams:
     # (N, 8): erased (0 or 1), top, left, height, width (fractions of the crop), fill RGB
     erase: np.ndarray | None = None
     hue: np.ndarray | None = None  # (N,) rotation about the grey axis, radians
+    rotation: np.ndarray | None = None  # (N,) in-plane rotation, radians, counter-clockwise
 
     def __getitem__(self, part: slice) -> AugmentParams:
         def cut(a: np.ndarray | None) -> np.ndarray | None:
@@ -65,7 +81,7 @@ class AugmentParams:
 
         return AugmentParams(self.flipped[part], self.scale[part], self.shift[part],
                              cut(self.colour), cut(self.channels), cut(self.erase),
-                             cut(self.hue))
+                             cut(self.hue), cut(self.rotation))
 
 
 def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> AugmentParams:
@@ -82,7 +98,8 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
     # drawn last: turning them on leaves a seed's other draws as they were
     erase = _draw_erase(n, rng, cfg.erase) if cfg.erase > 0 else None
     hue = rng.uniform(0.0, 2.0 * np.pi, n) if cfg.hue else None
-    return AugmentParams(flipped, scale, shift, colour, channels, erase, hue)
+    rotation = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n)) if cfg.rotate > 0 else None
+    return AugmentParams(flipped, scale, shift, colour, channels, erase, hue, rotation)
 
 
 def _draw_erase(n: int, rng: np.random.Generator, probability: float) -> np.ndarray:
@@ -100,14 +117,11 @@ def _draw_erase(n: int, rng: np.random.Generator, probability: float) -> np.ndar
 
 def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
     """Augment uint8 crops ``(N, H, W, 3)`` with drawn ``params``: float ``(N, 3, H, W)``."""
-    n = len(images)
     x = to_tensor(images)
-    if params.flipped.any() or np.any(params.scale != 1.0) or np.any(params.shift != 0.0):
-        theta = np.zeros((n, 2, 3))
-        theta[:, 0, 0] = np.where(params.flipped, -1.0, 1.0) / params.scale
-        theta[:, 1, 1] = 1.0 / params.scale
-        theta[:, :, 2] = params.shift
-        grid = F.affine_grid(torch.from_numpy(theta).float(), list(x.shape), align_corners=False)
+    if (params.flipped.any() or np.any(params.scale != 1.0) or np.any(params.shift != 0.0)
+            or params.rotation is not None):
+        grid = F.affine_grid(torch.from_numpy(_sampling_matrix(params)).float(), list(x.shape),
+                             align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if params.colour is not None:
         x = _colour(x, params.colour, params.channels)
@@ -115,6 +129,23 @@ def apply_augment(images: np.ndarray, params: AugmentParams) -> torch.Tensor:
         x = _rotate_hue(x, params.hue)
     x = x.clamp(0.0, 1.0)
     return x if params.erase is None else _erase(x, params.erase)
+
+
+def _sampling_matrix(params: AugmentParams) -> np.ndarray:
+    """``(N, 2, 3)``: where each output pixel samples its input (normalised coordinates, y
+    down). The content is flipped first, then rotated counter-clockwise on screen by the
+    angle, scaled by ``scale`` and shifted by ``-shift``."""
+    n = len(params.flipped)
+    angle = np.zeros(n) if params.rotation is None else params.rotation
+    c, s = np.cos(angle), np.sin(angle)
+    flip = np.where(params.flipped, -1.0, 1.0)
+    theta = np.zeros((n, 2, 3))
+    # diag(flip, 1) @ R / scale, R the rotation turning the sample point clockwise on screen
+    theta[:, 0, 0], theta[:, 0, 1] = flip * c, -flip * s
+    theta[:, 1, 0], theta[:, 1, 1] = s, c
+    theta[:, :, :2] /= params.scale[:, None, None]
+    theta[:, :, 2] = params.shift
+    return theta
 
 
 def augment(

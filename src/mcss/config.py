@@ -76,6 +76,9 @@ class TrainConfig:
     # every crop's colours, labelled and unlabelled, rotated about the grey axis by a random
     # angle; beside the channel shuffle it changes nothing in the canonical frame (docs)
     hue: bool = False
+    # largest in-plane rotation of a crop (degrees, uniform in [-rotate, rotate]), labelled and
+    # unlabelled; the camera-frame label turns about the optical axis, the canonical one stays
+    rotate: float = 0.0
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
     mixstyle: float = 0.0
@@ -141,6 +144,9 @@ class TrainConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} is a probability in [0, 1], got "
                                   f"{getattr(self, name)}")
+        if not 0 <= self.rotate <= 180:
+            raise ConfigError(f"rotate is the largest rotation in degrees, in [0, 180]; got "
+                              f"{self.rotate}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:

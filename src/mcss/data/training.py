@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose
+from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose, rotate_pose
 from mcss.config import ConfigError, TrainConfig, label_budget
 from mcss.data.batches import LabelledSampler, MultiViewBatchSampler, shard, step_rng
 from mcss.data.format import Dataset
@@ -79,9 +79,9 @@ class TrainBatches(torch.utils.data.Dataset):
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                 cfg.channel_shuffle, cfg.erase, cfg.hue)
-        # A flip mirrors the pose: views of one instant must keep showing the same pose;
-        # erasing is a lever on the labelled actor only.
+                                 cfg.channel_shuffle, cfg.erase, cfg.hue, cfg.rotate)
+        # A flip mirrors the pose: views of one instant must keep showing the same pose (a
+        # rotation keeps it: only the camera turns); erasing is a lever on the labelled actor.
         self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0)
         self.steps, self.seed = cfg.steps, cfg.seed
         self.mirror_negatives = cfg.mirror_negatives
@@ -101,6 +101,8 @@ class TrainBatches(torch.utils.data.Dataset):
         images = apply_augment(self.images[self.label_rows[picks]], params)
         camera = self.labels[picks]
         camera[params.flipped] = flip_pose(camera[params.flipped])
+        if params.rotation is not None:
+            camera = rotate_pose(camera, params.rotation)
         batch = {
             "images": images,
             "pose_camera": torch.from_numpy(camera).float(),
