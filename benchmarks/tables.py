@@ -145,6 +145,11 @@ CAPTIONS = {
                                          ", beside the same runs without them, one seed each; "
                                          "session 19, 2 CPU cores, side by side with 1 thread "
                                          "each (benchmarks/merge_long.py)",
+    "long_schedule_cpu_6000_rotation": "in-plane rotation of every crop up to 30 degrees "
+                                       "(`rotate=30`) for the baseline and MCSS with 4 views "
+                                       "of 2 takes, beside the same runs without it, one seed "
+                                       "each; session 20, 2 CPU cores, 1 thread per run "
+                                       "(benchmarks/merge_long.py)",
     "long_schedule_cpu_6000_erase": "random erasing of the labelled crops (`erase=0.5`) for "
                                     "the S1 baseline at 6000 steps, 2 seeds, beside session "
                                     "15's two baseline seeds without it; session 19, 2 CPU "
@@ -355,6 +360,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
+    ("long_schedule_cpu_6000_rotation", long_schedule_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
