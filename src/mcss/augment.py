@@ -51,9 +51,9 @@ def rotate_pose(joints_camera: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """The camera-frame poses ``(N, J, 3)`` of crops rotated in-plane by ``angles`` ``(N,)``
     (radians, counter-clockwise on screen, as :func:`apply_augment` rotates them): the joints
     turn about the optical axis, so their projections turn about the crop centre. (Exact for
-    a root on the optical axis; a crop centred off-axis turns about its own ray instead, a
-    difference of a few degrees at most for the rigs mcss meets.) The canonical pose, built
-    from the joints alone, is unchanged."""
+    a crop centred on the optical axis; an off-axis crop turns about its own ray, so its label
+    is off by a rotation that grows with the angle and with the ray's angle to the axis.) The
+    canonical pose, built from the joints alone, is unchanged."""
     c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
     x, y = joints_camera[..., 0], joints_camera[..., 1]
     # y points down the image: counter-clockwise on screen is clockwise in (x, y)
