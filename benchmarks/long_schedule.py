@@ -90,6 +90,8 @@ VARIANTS: dict[str, list[str]] = {
     # actor on screen; for the unlabelled views one more nuisance the embedding must ignore)
     "baseline-rot30": ["lam=0", "rotate=30", "channel_shuffle=true"],
     "mcss-lam0.03-all-views4-rot30": [*VIEWS4, "rotate=30"],
+    # the views of one instant share one colour draw: matching across cameras only
+    "mcss-lam0.03-all-views4-samecolour": [*VIEWS4, "shared_view_colour=true"],
 }
 # the current defaults (session 7), three seeds each
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")

@@ -6,8 +6,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
-from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose, rotate_pose
+from mcss.augment import (
+    AugmentConfig,
+    apply_augment,
+    draw_augment,
+    flip_pose,
+    rotate_pose,
+    same_colour_per_group,
+)
 from mcss.geometry import to_canonical
 
 RED = (200, 40, 10)
@@ -156,3 +164,17 @@ def test_rotation_keeps_the_other_draws_and_the_canonical_pose() -> None:
     assert np.allclose(to_canonical(rotate_pose(pose, turned.rotation)), to_canonical(pose))
     assert np.allclose(np.linalg.norm(rotate_pose(pose, turned.rotation), axis=-1),
                        np.linalg.norm(pose, axis=-1))
+
+
+def test_views_of_one_instant_can_share_one_colour_draw() -> None:
+    drawn = draw_augment(12, np.random.default_rng(2), AugmentConfig(hue=True, rotate=10))
+    shared = same_colour_per_group(drawn, 4)
+    for name in ("colour", "channels", "hue"):
+        groups = getattr(shared, name).reshape(3, 4, -1)
+        assert (groups == groups[:, :1]).all()
+        assert np.array_equal(groups[:, 0], getattr(drawn, name).reshape(3, 4, -1)[:, 0])
+    for name in ("flipped", "scale", "shift", "rotation"):  # geometry stays per crop
+        assert np.array_equal(getattr(shared, name), getattr(drawn, name))
+    assert np.array_equal(same_colour_per_group(drawn, 1).channels, drawn.channels)
+    with pytest.raises(ValueError, match="groups of 5"):
+        same_colour_per_group(drawn, 5)

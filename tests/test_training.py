@@ -313,3 +313,15 @@ def test_rotation_turns_the_camera_label_and_keeps_the_canonical_one(tiny_datase
         assert not torch.allclose(turned[key], plain[key], atol=1e-3)
     with pytest.raises(ConfigError, match="rotate"):
         _cfg(rotate=200)
+
+
+def test_shared_view_colour_gives_an_instants_views_its_first_views_colours(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    cfg = _cfg(lam=0.5)
+    shared, own = (TrainBatches(ds, make_split(ds, cfg), _cfg(lam=0.5, shared_view_colour=s))[1]
+                   for s in (True, False))
+    assert torch.equal(shared["images"], own["images"])  # labelled crops untouched
+    views = cfg.n_views
+    first = torch.arange(0, len(own["unlabelled_images"]), views)
+    assert torch.equal(shared["unlabelled_images"][first], own["unlabelled_images"][first])
+    assert not torch.allclose(shared["unlabelled_images"], own["unlabelled_images"], atol=1e-3)

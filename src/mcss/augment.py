@@ -9,7 +9,7 @@ its seed); the image work is one batched ``grid_sample``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -100,6 +100,21 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
     hue = rng.uniform(0.0, 2.0 * np.pi, n) if cfg.hue else None
     rotation = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n)) if cfg.rotate > 0 else None
     return AugmentParams(flipped, scale, shift, colour, channels, erase, hue, rotation)
+
+
+def same_colour_per_group(params: AugmentParams, group: int) -> AugmentParams:
+    """The draws with each run of ``group`` consecutive crops (the views of one instant)
+    sharing the colour jitter, channel order and hue of the run's first crop; the geometry
+    stays each crop's own."""
+    def first_of_group(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        if len(a) % group:
+            raise ValueError(f"{len(a)} crops do not split into groups of {group}")
+        return np.repeat(a[::group], group, axis=0)
+
+    return replace(params, colour=first_of_group(params.colour),
+                   channels=first_of_group(params.channels), hue=first_of_group(params.hue))
 
 
 def _draw_erase(n: int, rng: np.random.Generator, probability: float) -> np.ndarray:

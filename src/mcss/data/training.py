@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from mcss.augment import AugmentConfig, apply_augment, draw_augment, flip_pose, rotate_pose
+from mcss.augment import (
+    AugmentConfig,
+    apply_augment,
+    draw_augment,
+    flip_pose,
+    rotate_pose,
+    same_colour_per_group,
+)
 from mcss.config import ConfigError, TrainConfig, label_budget
 from mcss.data.batches import LabelledSampler, MultiViewBatchSampler, shard, step_rng
 from mcss.data.format import Dataset
@@ -85,6 +92,7 @@ class TrainBatches(torch.utils.data.Dataset):
         self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0)
         self.steps, self.seed = cfg.steps, cfg.seed
         self.mirror_negatives = cfg.mirror_negatives
+        self.colour_group = cfg.n_views if cfg.shared_view_colour else 1
         # Each process builds the global batch's rows and keeps its share of whole groups.
         self.labelled_part = _share(cfg.batch_labelled, 1, rank, world_size, "batch_labelled")
         self.unlabelled_part = _share(cfg.n_sequences * cfg.n_instants, cfg.n_views, rank,
@@ -111,8 +119,8 @@ class TrainBatches(torch.utils.data.Dataset):
         if self.multiview is not None:
             rows = self.multiview.batch(step)
             part = self.unlabelled_part
-            params = draw_augment(len(rows), step_rng(self.seed, step, 3),
-                                  self.aug_unlabelled)[part]
+            params = draw_augment(len(rows), step_rng(self.seed, step, 3), self.aug_unlabelled)
+            params = same_colour_per_group(params, self.colour_group)[part]
             rows = rows[part]
             batch["unlabelled_images"] = apply_augment(self.images[rows], params)
             keys = torch.from_numpy(self.keys[rows].astype(np.int64))
