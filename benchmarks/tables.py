@@ -150,6 +150,12 @@ CAPTIONS = {
                                        "of 2 takes, beside the same runs without it, one seed "
                                        "each; session 20, 2 CPU cores, 1 thread per run "
                                        "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_2400_view_colour": "MCSS with 4 views of 2 takes, each unlabelled view "
+                                          "with its own colour draw (current) and with the "
+                                          "views of an instant sharing one "
+                                          "(`shared_view_colour=true`), one seed each; "
+                                          "session 20, 2 CPU cores, side by side with 1 "
+                                          "thread each",
     "long_schedule_cpu_6000_erase": "random erasing of the labelled crops (`erase=0.5`) for "
                                     "the S1 baseline at 6000 steps, 2 seeds, beside session "
                                     "15's two baseline seeds without it; session 19, 2 CPU "
@@ -361,6 +367,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
+    ("long_schedule_cpu_2400_view_colour", long_schedule_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
