@@ -105,7 +105,10 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
 def same_colour_per_group(params: AugmentParams, group: int) -> AugmentParams:
     """The draws with each run of ``group`` consecutive crops (the views of one instant)
     sharing the colour jitter, channel order and hue of the run's first crop; the geometry
-    stays each crop's own."""
+    stays each crop's own. ``group = 1`` returns the draws as they are."""
+    if group == 1:
+        return params
+
     def first_of_group(a: np.ndarray | None) -> np.ndarray | None:
         if a is None:
             return None
