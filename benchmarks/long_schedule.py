@@ -92,6 +92,11 @@ VARIANTS: dict[str, list[str]] = {
     "mcss-lam0.03-all-views4-rot30": [*VIEWS4, "rotate=30"],
     # the views of one instant share one colour draw: matching across cameras only
     "mcss-lam0.03-all-views4-samecolour": [*VIEWS4, "shared_view_colour=true"],
+    # session 21: twice the colour jitter's spread on the unlabelled crops only (each view of
+    # an instant its own, stronger colouring), and on every crop
+    "mcss-lam0.03-all-views4-ucol2": [*VIEWS4, "unlabelled_colour_strength=2"],
+    "mcss-lam0.03-all-views4-col2": [*VIEWS4, "colour_strength=2",
+                                      "unlabelled_colour_strength=2"],
 }
 # the current defaults (session 7), three seeds each
 DEFAULT_RUNS = [f"{v}:{s}" for v in ("baseline", "control", "mcss-lam0.03-all")

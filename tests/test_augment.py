@@ -42,6 +42,20 @@ def test_colour_jitter_of_a_flat_image_matches_the_formula() -> None:
         assert np.allclose(out[i, :, 0, 0], expected, atol=1e-6)
 
 
+def test_colour_strength_scales_the_jitter_spread_and_nothing_else() -> None:
+    draws = {k: draw_augment(400, np.random.default_rng(5), AugmentConfig(colour_strength=k))
+             for k in (0.0, 1.0, 2.0)}
+    # strength 1 draws the documented ranges: 0.7-1.3, 0.7-1.3, 0.6-1.4
+    lo, hi = draws[1.0].colour.min(axis=0), draws[1.0].colour.max(axis=0)
+    assert np.all(lo >= [0.7, 0.7, 0.6]) and np.all(hi <= [1.3, 1.3, 1.4])
+    assert np.all(lo < [0.71, 0.71, 0.61]) and np.all(hi > [1.29, 1.29, 1.39])
+    # the same uniform draw, twice as far from 1; none at all at strength 0
+    assert np.allclose(draws[2.0].colour - 1.0, 2.0 * (draws[1.0].colour - 1.0), atol=1e-12)
+    assert np.array_equal(draws[0.0].colour, np.ones((400, 3)))
+    for name in ("flipped", "scale", "shift", "channels"):
+        assert np.array_equal(getattr(draws[2.0], name), getattr(draws[1.0], name))
+
+
 def test_channel_shuffle_moves_the_red_channel_only_when_asked() -> None:
     kept = apply_augment(_flat_images(32), draw_augment(32, np.random.default_rng(0),
                                                         _colour_only(shuffle=False)))

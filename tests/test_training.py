@@ -325,3 +325,22 @@ def test_shared_view_colour_gives_an_instants_views_its_first_views_colours(tiny
     first = torch.arange(0, len(own["unlabelled_images"]), views)
     assert torch.equal(shared["unlabelled_images"][first], own["unlabelled_images"][first])
     assert not torch.allclose(shared["unlabelled_images"], own["unlabelled_images"], atol=1e-3)
+
+
+def test_colour_strength_reaches_the_labelled_and_unlabelled_crops_apart(tiny_dataset) -> None:
+    ds = Dataset(tiny_dataset)
+    split = make_split(ds, _cfg(lam=0.5))
+
+    def batch(**strengths):
+        return TrainBatches(ds, split, _cfg(lam=0.5, **strengths))[1]
+
+    plain = batch()
+    unlabelled_only = batch(unlabelled_colour_strength=2)
+    labelled_only = batch(colour_strength=2)
+    assert torch.equal(unlabelled_only["images"], plain["images"])
+    assert not torch.allclose(unlabelled_only["unlabelled_images"], plain["unlabelled_images"],
+                              atol=1e-3)
+    assert torch.equal(labelled_only["unlabelled_images"], plain["unlabelled_images"])
+    assert not torch.allclose(labelled_only["images"], plain["images"], atol=1e-3)
+    with pytest.raises(ConfigError, match="unlabelled_colour_strength"):
+        _cfg(unlabelled_colour_strength=3)

@@ -28,7 +28,11 @@ class AugmentConfig:
     erase: float = 0.0  # probability per crop of one rectangle filled with a random colour
     hue: bool = False  # every crop's colours rotated about the grey axis by a random angle
     rotate: float = 0.0  # largest in-plane rotation of a crop about its centre, degrees
+    colour_strength: float = 1.0  # the jitter factors' spread about 1, times COLOUR_SPREAD
 
+
+# colour jitter at strength 1: brightness, contrast, saturation factors uniform in 1 +- these
+COLOUR_SPREAD = (0.3, 0.3, 0.4)
 
 # random erasing: the rectangle's share of the crop and its aspect ratio (Zhong et al. 2020)
 ERASE_AREA = (0.02, 0.25)
@@ -91,8 +95,8 @@ def draw_augment(n: int, rng: np.random.Generator, cfg: AugmentConfig) -> Augmen
     shift = rng.uniform(-cfg.shift_jitter, cfg.shift_jitter, (n, 2)) * 2.0
     colour = channels = None
     if cfg.colour:
-        colour = np.stack([rng.uniform(0.7, 1.3, n), rng.uniform(0.7, 1.3, n),
-                           rng.uniform(0.6, 1.4, n)], axis=1)
+        spread = [cfg.colour_strength * s for s in COLOUR_SPREAD]
+        colour = np.stack([rng.uniform(1.0 - s, 1.0 + s, n) for s in spread], axis=1)
         channels = (np.stack([rng.permutation(3) for _ in range(n)]).reshape(n, 3)
                     if cfg.channel_shuffle else np.tile(np.arange(3), (n, 1)))
     # drawn last: turning them on leaves a seed's other draws as they were

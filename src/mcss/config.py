@@ -82,6 +82,11 @@ class TrainConfig:
     # the views of one unlabelled instant share one colour draw (jitter, channel order, hue),
     # so the multi-view term matches across cameras only; costs MCSS 2-3 mm at 2400 steps (docs)
     shared_view_colour: bool = False
+    # the spread of the colour jitter (brightness, contrast, saturation) about 1, as a multiple
+    # of the default 0.3/0.3/0.4: on the labelled crops, and on the unlabelled crops, whose
+    # views of one instant each draw their own colouring
+    colour_strength: float = 1.0
+    unlabelled_colour_strength: float = 1.0
     # probability per step of MixStyle after ResNet stages 1 and 2: crops swap their feature
     # statistics (colour, texture), so S1's look stops telling its poses apart (docs)
     mixstyle: float = 0.0
@@ -150,6 +155,10 @@ class TrainConfig:
         if not 0 <= self.rotate <= 180:
             raise ConfigError(f"rotate is the largest rotation in degrees, in [0, 180]; got "
                               f"{self.rotate}")
+        for name in ("colour_strength", "unlabelled_colour_strength"):
+            if not 0 <= getattr(self, name) <= 2:
+                raise ConfigError(f"{name} scales the colour jitter's spread, in [0, 2] (2: "
+                                  f"saturation 0.2-1.8); got {getattr(self, name)}")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 1:
             raise ConfigError("scale_jitter and shift_jitter must be in [0, 1)")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.lam_warmup_steps < 0:

@@ -86,10 +86,12 @@ class TrainBatches(torch.utils.data.Dataset):
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
         self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                 cfg.channel_shuffle, cfg.erase, cfg.hue, cfg.rotate)
+                                 cfg.channel_shuffle, cfg.erase, cfg.hue, cfg.rotate,
+                                 cfg.colour_strength)
         # A flip mirrors the pose: views of one instant must keep showing the same pose (a
         # rotation keeps it: only the camera turns); erasing is a lever on the labelled actor.
-        self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0)
+        self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0,
+                                      colour_strength=cfg.unlabelled_colour_strength)
         self.steps, self.seed = cfg.steps, cfg.seed
         self.mirror_negatives = cfg.mirror_negatives
         self.colour_group = cfg.n_views if cfg.shared_view_colour else 1
