@@ -347,6 +347,16 @@ def search_table(s: dict) -> str:
 
 
 # every committed result, in the order docs/benchmarks.md shows them
+def probe_table(p: dict) -> str:
+    from embedding_probe import markdown
+
+    first = next(iter(p["runs"].values()))
+    return (f"**Reading the test actors' pose from the embedding** (`{p['command']}`; "
+            f"{p['cpu']}; test S9/S11, mean over frames, canonical frame, mm; mean-pose "
+            f"predictor {first['mean_pose']:.1f} mm; the last two columns are oracles fitted "
+            "on test labels):\n\n" + markdown(p["runs"]))
+
+
 TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("render", render_table),
     ("data_stats", data_table),
@@ -368,6 +378,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
     ("long_schedule_cpu_2400_view_colour", long_schedule_table),
+    ("embedding_probe_cpu_6000", probe_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
     ("long_schedule_cpu_2400_facing", long_schedule_table),
