@@ -6,15 +6,16 @@ labelled crops (mean over frames, canonical frame, mm):
 
 - read-outs: ``linear`` (ridge regression), ``mlp`` (a fresh head shaped like the network's,
   trained on the frozen inputs) and ``nearest`` (the label of the nearest fitted crop);
-- fitted on ``s1`` (the run's own labels, what the network's head, ``head``, was trained on),
-  on ``other_actor`` (S9's labels scored on S11 and back: a read-out learnt on one unseen
-  actor) and on ``other_takes`` (the test actors' own labels, two-fold by take: fitted on
-  half of the takes, scored on the others). The last two are oracles, never results.
+- fitted on ``labelled`` (the run's own labels, S1 for the S1-only runs: what the network's
+  head, ``head``, was trained on; at most ``--max-fit`` of them, seeded), on ``other_actor``
+  (S9's labels scored on S11 and back: a read-out learnt on one unseen actor) and on
+  ``other_takes`` (the test actors' own labels, two-fold by take: fitted on half of the takes,
+  scored on the others). The last two are oracles, never results.
 
 The same read-outs of the backbone feature (before the embedding layer) say whether the
 embedding layer throws pose away. If ``other_takes`` reads the test actors' pose far better
-than ``s1`` does, the pose is in their embedding but not where S1's poses put it (a read-out
-problem); if it is no better, the pose is not in the embedding (an embedding problem).
+than ``labelled`` does, the pose is in their embedding but not where S1's poses put it
+(a read-out problem); if it is no better, the pose is not in the embedding (an embedding problem).
 
     python benchmarks/embedding_probe.py --data runs/extra32/data \\
         --runs runs/rot6k/baseline-s0 runs/rot6k/mcss-lam0.03-all-views4-s0
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from machine import cpu_model
+from view_consistency import run_labels
 
 RIDGE = 1e-2  # the ridge penalty, relative to the mean eigenvalue of the standardised Gram
 SPACES = ("embedding", "feature")
@@ -120,25 +122,29 @@ def encode(model: Any, images: np.ndarray, batch: int = 256) -> dict[str, np.nda
     return joined
 
 
-def probe_run(run: Path, ds: Any) -> dict[str, Any]:
+def probe_run(run: Path, ds: Any, max_fit: int) -> dict[str, Any]:
     from mcss.data.training import make_split
     from mcss.evaluate import labelled_poses, load_trained
     from mcss.geometry import to_canonical
 
     model, cfg, folder = load_trained(run, device="cpu")
     test_rows, test_gt = labelled_poses(ds, ds.split_rows("test"), require_flag=True)
-    fit_rows, fit_gt = labelled_poses(ds, make_split(ds, cfg).labelled)
+    fit_rows = make_split(ds, cfg).labelled
+    if len(fit_rows) > max_fit:
+        fit_rows = np.sort(np.random.default_rng(0).choice(fit_rows, max_fit, replace=False))
+    fit_rows, fit_gt = labelled_poses(ds, fit_rows)
     test_y, fit_y = to_canonical(test_gt), to_canonical(fit_gt)
     test, fit = encode(model, ds.images[test_rows]), encode(model, ds.images[fit_rows])
     takes, subjects = ds.sequence_id[test_rows] % 2, ds.subjects[test_rows]
     result: dict[str, Any] = {
-        "checkpoint": str(folder), "lam": cfg.lam, "frames": len(test_rows),
+        "checkpoint": str(folder), "lam": cfg.lam, "labelled": cfg.labelled,
+        "frames": len(test_rows), "fit_frames": len(fit_rows),
         "head": float(np.linalg.norm(test["head"] - test_y, axis=-1).mean()),
         "mean_pose": float(np.linalg.norm(test_y - fit_y.mean(axis=0), axis=-1).mean())}
     for space in SPACES:
         x, x_fit = test[space], fit[space]
         result[space] = {kind: {
-            "s1": readout_error(kind, x_fit, fit_y, x, test_y, cfg.hidden_dim),
+            "labelled": readout_error(kind, x_fit, fit_y, x, test_y, cfg.hidden_dim),
             "other_actor": crossed(kind, x, test_y, subjects, cfg.hidden_dim),
             "other_takes": crossed(kind, x, test_y, takes, cfg.hidden_dim),
         } for kind in READOUTS}
@@ -146,14 +152,18 @@ def probe_run(run: Path, ds: Any) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| run | input | read-out | head | fitted on S1 | on the other test actor "
-             "| on the other takes |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| run | labels | input | read-out | head | fitted on its labels "
+             "| on the other test actor | on the other takes |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
     for name, r in results.items():
+        actors = r["labelled"].split(",")
+        labels = actors[0] if len(actors) == 1 else f"{len(actors)} actors"
         for space in SPACES:
             for kind in READOUTS:
                 e = r[space][kind]
-                lines.append(f"| {name} | {space} | {kind} | {r['head']:.1f} | {e['s1']:.1f} | "
-                             f"{e['other_actor']:.1f} | {e['other_takes']:.1f} |")
+                lines.append(f"| {name} | {labels} | {space} | {kind} | {r['head']:.1f} | "
+                             f"{e['labelled']:.1f} | {e['other_actor']:.1f} | "
+                             f"{e['other_takes']:.1f} |")
     return "\n".join(lines)
 
 
@@ -161,6 +171,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
+    ap.add_argument("--max-fit", type=int, default=4000,
+                    help="at most this many of a run's labelled crops to fit on (seeded)")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
                     / "embedding_probe.json")
     args = ap.parse_args()
@@ -170,7 +182,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     ds = Dataset(args.data)
-    runs = {run.name: probe_run(run, ds) for run in args.runs}
+    runs = {label: probe_run(run, ds, args.max_fit)
+            for run, label in zip(args.runs, run_labels(args.runs), strict=True)}
     results = {"runs": runs, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
                "torch": torch.__version__, "ridge": RIDGE,
                "command": "python benchmarks/embedding_probe.py " + " ".join(sys.argv[1:])}
