@@ -150,6 +150,12 @@ CAPTIONS = {
                                        "of 2 takes, beside the same runs without it, one seed "
                                        "each; session 20, 2 CPU cores, 1 thread per run "
                                        "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_6000_colour": "twice the colour jitter's spread on the unlabelled crops "
+                                     "(`unlabelled_colour_strength=2`) and on every crop "
+                                     "(`colour_strength=2` too), MCSS with 4 views of 2 takes, "
+                                     "beside session 20's baseline and MCSS (the same machine "
+                                     "type and seed); session 21, 2 CPU cores, side by side "
+                                     "with 1 thread each (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_view_colour": "MCSS with 4 views of 2 takes, each unlabelled view "
                                           "with its own colour draw (current) and with the "
                                           "views of an instant sharing one "
@@ -376,6 +382,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
+    ("long_schedule_cpu_6000_colour", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
     ("long_schedule_cpu_2400_view_colour", long_schedule_table),
     ("embedding_probe_cpu_6000", probe_table),
