@@ -154,8 +154,9 @@ CAPTIONS = {
                                      "(`unlabelled_colour_strength=2`) and on every crop "
                                      "(`colour_strength=2` too), MCSS with 4 views of 2 takes, "
                                      "beside session 20's baseline and MCSS (the same machine "
-                                     "type and seed); session 21, 2 CPU cores, side by side "
-                                     "with 1 thread each (benchmarks/merge_long.py)",
+                                     "type and seed) and the baseline with every training "
+                                     "actor's labels (all-labelled); session 21, 2 CPU cores, "
+                                     "1 thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_view_colour": "MCSS with 4 views of 2 takes, each unlabelled view "
                                           "with its own colour draw (current) and with the "
                                           "views of an instant sharing one "
