@@ -110,13 +110,15 @@ def encode(model: Any, images: np.ndarray, batch: int = 256) -> dict[str, np.nda
     from mcss.geometry import to_canonical
 
     out: dict[str, list[np.ndarray]] = {"feature": [], "embedding": [], "head": []}
+    # one forward pass per batch: the backbone's output is caught on its way to the heads
+    hook = model.backbone.register_forward_hook(
+        lambda _module, _inputs, feature: out["feature"].append(feature.double().numpy()))
     with torch.no_grad():
         for lo in range(0, len(images), batch):
-            x = to_tensor(np.asarray(images[lo:lo + batch]))
-            feature = model.backbone((x - model.image_mean) / model.image_std)
-            out["feature"].append(feature.double().numpy())
-            out["embedding"].append(model.embed(feature).double().numpy())
-            out["head"].append(model(x).pose_camera.double().numpy())
+            pred = model(to_tensor(np.asarray(images[lo:lo + batch])))
+            out["embedding"].append(pred.embedding.double().numpy())
+            out["head"].append(pred.pose_camera.double().numpy())
+    hook.remove()
     joined = {k: np.concatenate(v) for k, v in out.items()}
     joined["head"] = to_canonical(joined["head"])
     return joined
@@ -180,7 +182,6 @@ def main() -> None:
 
     from mcss.data.format import Dataset
 
-    torch.set_num_threads(1)
     ds = Dataset(args.data)
     runs = {label: probe_run(run, ds, args.max_fit)
             for run, label in zip(args.runs, run_labels(args.runs), strict=True)}

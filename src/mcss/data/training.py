@@ -85,9 +85,10 @@ class TrainBatches(torch.utils.data.Dataset):
         self.label_rows = split.labelled
         self.multiview = _multiview_sampler(ds, split, cfg) if cfg.uses_unlabelled else None
         self.keys = np.stack([ds.sequence_id, ds.frame, ds.camera_id], axis=1)
-        self.aug = AugmentConfig(cfg.flip, cfg.colour, cfg.scale_jitter, cfg.shift_jitter,
-                                 cfg.channel_shuffle, cfg.erase, cfg.hue, cfg.rotate,
-                                 cfg.colour_strength)
+        self.aug = AugmentConfig(
+            flip=cfg.flip, colour=cfg.colour, scale_jitter=cfg.scale_jitter,
+            shift_jitter=cfg.shift_jitter, channel_shuffle=cfg.channel_shuffle, erase=cfg.erase,
+            hue=cfg.hue, rotate=cfg.rotate, colour_strength=cfg.colour_strength)
         # A flip mirrors the pose: views of one instant must keep showing the same pose (a
         # rotation keeps it: only the camera turns); erasing is a lever on the labelled actor.
         self.aug_unlabelled = replace(self.aug, flip=False, erase=0.0,
