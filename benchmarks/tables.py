@@ -353,7 +353,6 @@ def search_table(s: dict) -> str:
     )
 
 
-# every committed result, in the order docs/benchmarks.md shows them
 def probe_table(p: dict) -> str:
     from embedding_probe import markdown
 
@@ -364,6 +363,17 @@ def probe_table(p: dict) -> str:
             "on test labels):\n\n" + markdown(p["runs"]))
 
 
+def matches_table(p: dict) -> str:
+    from cross_take_matches import markdown
+
+    first = next(iter(p["runs"].values()))
+    return (f"**Pairing instants of two takes by the network's own predictions** "
+            f"(`{p['command']}`; {p['cpu']}; {first['instants']} instants of the unlabelled "
+            "takes; a pair's distance is the true canonical MPJPE, mm, which training never "
+            "sees):\n\n" + markdown(p["runs"], first["close_mm"]))
+
+
+# every committed result, in the order docs/benchmarks.md shows them
 TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("render", render_table),
     ("data_stats", data_table),
@@ -386,6 +396,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_colour", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
     ("long_schedule_cpu_2400_view_colour", long_schedule_table),
+    ("cross_take_matches_cpu_6000", matches_table),
     ("embedding_probe_cpu_6000", probe_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
     ("long_schedule_cpu_2400_marked", long_schedule_table),
