@@ -30,13 +30,14 @@ def load_average() -> list[float] | None:
         return None
 
 
-def write_runs_result(path: Path, runs: dict[str, Any]) -> None:
-    """Write ``runs`` as a results file with the machine, torch and the command that made it."""
+def write_runs_result(path: Path, runs: dict[str, Any], **extra: Any) -> None:
+    """Write ``runs`` (and ``extra`` entries) as a results file with the machine, torch and
+    the command that made it."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(
-        {"runs": runs, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+        {"runs": runs, **extra, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
          "torch": torch.__version__,
          "command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])},
         indent=1) + "\n")
