@@ -6,12 +6,14 @@ nearest neighbours. It can pay only if such pairs share a pose. For each run thi
 same unlabelled batches (``--takes`` x ``--instants`` x ``--views``, the training sampler with
 seed 0, the S1 split's unlabelled takes), averages each instant's predicted canonical pose and
 embedding over its views, and pairs every instant with its mutual nearest neighbour among the
-*other* takes' instants, by either key, within its batch (what one training step sees) and
-across the whole pool (what a memory bank would see). Each pair is then scored with the true
-poses, which training never sees (canonical MPJPE, mm): the median, and the share closer than
-``--close`` mm. Beside them, what an oracle matcher finds (the true nearest other-take
-instant) and a random other-take instant; and the same scores for the strictest quarter of
-the pairs (key distance at most its first quartile), what a tight threshold would keep.
+*other* takes' instants, by either key, within its batch (what one training step sees),
+across the whole pool (what a memory bank would see) and among the pool's instants of the
+same action (Human3.6M names every video's action: a prior that costs no label). Each pair is
+then scored with the true poses, which training never sees (canonical MPJPE, mm): the median,
+and the share closer than ``--close`` mm. Beside them, what an oracle matcher finds (the true
+nearest other-take instant) and a random other-take instant; and the same scores for the
+strictest quarter of the pairs (key distance at most its first quartile), what a tight
+threshold would keep.
 
     python benchmarks/cross_take_matches.py --data runs/extra32/data \\
         --runs runs/rot6k/baseline-s0 runs/rot6k/mcss-lam0.03-all-views4-s0
@@ -29,7 +31,7 @@ import numpy as np
 from machine import write_runs_result
 from view_consistency import run_labels
 
-SCOPES = ("batch", "pool")
+SCOPES = ("batch", "pool", "action")
 KEYS = ("pose", "embedding")
 
 
@@ -76,8 +78,8 @@ def _scored(true: np.ndarray, close: float, prefix: str) -> dict[str, float]:
 
 def pooled_instants(run: Path, ds: Any, shape: tuple[int, int, int], batches: int
                     ) -> dict[str, np.ndarray]:
-    """The view-averaged predictions, true canonical poses, takes and batch of each instant
-    of ``batches`` unlabelled batches of shape (takes, instants, views)."""
+    """The view-averaged predictions, true canonical poses, take, action and batch of each
+    instant of ``batches`` unlabelled batches of shape (takes, instants, views)."""
     from mcss.data.batches import MultiViewBatchSampler
     from mcss.data.training import make_split
     from mcss.evaluate import labelled_poses, load_trained
@@ -88,7 +90,8 @@ def pooled_instants(run: Path, ds: Any, shape: tuple[int, int, int], batches: in
     takes = make_split(ds, dataclasses.replace(cfg, labelled="S1")).unlabelled_sequences
     sampler = MultiViewBatchSampler(ds.index, takes, *shape, cfg.min_gap, seed=0)
     per_batch = shape[0] * shape[1]
-    out: dict[str, list[np.ndarray]] = {"pose": [], "embedding": [], "truth": [], "take": []}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pose", "embedding", "truth", "take",
+                                                         "action")}
     for step in range(batches):
         rows = sampler.batch(step)
         pred = run_network(model, ds.images[rows])
@@ -97,20 +100,23 @@ def pooled_instants(run: Path, ds: Any, shape: tuple[int, int, int], batches: in
         first_views = rows[::shape[2]]
         out["truth"].append(to_canonical(labelled_poses(ds, first_views)[1]))
         out["take"].append(ds.sequence_id[first_views])
+        out["action"].append(ds.actions[first_views])
     pooled = {k: np.concatenate(v) for k, v in out.items()}
     pooled["batch"] = np.repeat(np.arange(batches), per_batch)
     return pooled
 
 
 def run_matches(pooled: dict[str, np.ndarray], close: float) -> dict[str, Any]:
-    """:func:`match_quality` of both keys in both scopes."""
+    """:func:`match_quality` of both keys in every scope."""
     truth = pair_distances(pooled["truth"])
     emb = pooled["embedding"] / np.linalg.norm(pooled["embedding"], axis=1, keepdims=True)
     keys = {"pose": pair_distances(pooled["pose"]),
             "embedding": np.linalg.norm(emb[:, None] - emb[None], axis=-1)}
     other_take = pooled["take"][:, None] != pooled["take"][None]
     same_batch = pooled["batch"][:, None] == pooled["batch"][None]
-    scopes = {"batch": other_take & same_batch, "pool": other_take}
+    same_action = pooled["action"][:, None] == pooled["action"][None]
+    scopes = {"batch": other_take & same_batch, "pool": other_take,
+              "action": other_take & same_action}
     return {"instants": len(truth), "close_mm": close, **{f"{scope}/{key}": match_quality(
         keys[key], truth, allowed, close) for scope, allowed in scopes.items() for key in KEYS}}
 

@@ -74,13 +74,16 @@ def test_run_matches_pairs_only_other_takes_and_within_a_batch() -> None:
     truth[3] += 80.0
     pooled = {"truth": truth, "pose": truth.copy(),
               "embedding": np.eye(4, 8) + 0.1, "take": np.array([0, 1, 2, 3]),
-              "batch": np.array([0, 0, 1, 1])}
+              "batch": np.array([0, 0, 1, 1]), "action": np.array(["a", "b", "b", "a"])}
     r = run_matches(pooled, close=60.0)
     d = 40.0 * np.sqrt(3)  # MPJPE of a 40 mm shift of every coordinate
     assert r["batch/pose"]["true_median"] == pytest.approx((d + 2 * d) / 2)
     assert r["pool/pose"]["true_median"] == pytest.approx(0.0)  # 0 and 2 across batches
     assert r["pool/pose"]["oracle_median"] == pytest.approx(d / 2)  # nearest: 0, d, 0, d
     assert r["instants"] == 4 and r["close_mm"] == 60.0
+    # one action each: (0, 3) and (1, 2), 2d and d apart
+    assert r["action/pose"]["true_median"] == pytest.approx(1.5 * d)
+    assert r["action/pose"]["pairs_per_instant"] == 1.0
 
 
 def test_the_strictest_quarter_keeps_the_pairs_closest_by_key() -> None:
