@@ -137,6 +137,12 @@ CAPTIONS = {
                                      "one seed each, beside session 15's two baseline seeds "
                                      "with flips on; session 18, 2 CPU cores, 1 thread per run "
                                      "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_2400_bf16": "MCSS with 4 views of 2 takes in bfloat16 autocast with "
+                                   "channels-last memory (`precision=bf16 "
+                                   "channels_last=true`, session 22) beside session 20's "
+                                   "float32 run and its variant with one colour draw per "
+                                   "instant, one seed each, the same Intel Xeon type; 2 CPU "
+                                   "cores, 1 thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_appearance": "appearance augmentation for the baseline and MCSS "
                                          "with 4 views of 2 takes: random erasing of the "
                                          "labelled crops (`erase=0.5`: half of them get a "
@@ -392,6 +398,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_9k_marked", long_schedule_table),
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
+    ("long_schedule_cpu_2400_bf16", long_schedule_table),
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
     ("long_schedule_cpu_6000_colour", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
