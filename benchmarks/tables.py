@@ -369,6 +369,17 @@ def probe_table(p: dict) -> str:
             "on test labels):\n\n" + markdown(p["runs"]))
 
 
+def precision_table(p: dict) -> str:
+    rows = "\n".join(f"| {arm} | {r['median']:.2f} | {r['speed_up']:.2f}x |"
+                      for arm, r in p["runs"].items())
+    return (f"**Training steps per second by precision** (`{p['command']}`; {p['cpu']} with "
+            f"{', '.join(p['cpu_flags']) or 'no bfloat16 instructions'}; {p['threads']} "
+            f"thread(s); MCSS recipe, {p['batch']} crops of {p['image_size']} px per step; "
+            f"median of {len(next(iter(p['runs'].values()))['steps_per_s'])} interleaved "
+            f"repeats of {p['steps']} steps):\n\n| arm | steps/s | speed-up |\n|---|---:|---:|\n"
+            + rows)
+
+
 def matches_table(p: dict) -> str:
     from cross_take_matches import markdown
 
@@ -384,6 +395,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("render", render_table),
     ("data_stats", data_table),
     ("train_throughput", throughput_table),
+    ("precision_throughput_cpu", precision_table),
     ("distributed", distributed_table),
     ("reproduce_full", reproduction_table),
     ("reproduce_full_session7", reproduction_table),
@@ -431,7 +443,8 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
 ALL_TABLES = tuple(name for name, _ in TABLES)
 # what a reader of the README needs: speed, the current presets, the longest schedule and its
 # full-label reference, the label curve and pose search
-README_TABLES = ("render", "data_stats", "train_throughput", "distributed", "reproduce_full",
+README_TABLES = ("render", "data_stats", "train_throughput", "precision_throughput_cpu",
+                 "distributed", "reproduce_full",
                  "reproduce_quick", "long_schedule_x32_9k", "long_schedule_cpu_9k_supervised",
                  "long_schedule_cpu_12k_supervised", "reproduce_curve", "search")
 
