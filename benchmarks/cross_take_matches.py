@@ -21,14 +21,13 @@ threshold would keep.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from machine import write_runs_result
+from machine import runs_parser, write_runs_result
 from view_consistency import run_labels
 
 SCOPES = ("batch", "pool", "action")
@@ -139,17 +138,13 @@ def markdown(results: dict[str, Any], close: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
+    ap = runs_parser(__doc__, "cross_take_matches.json")
     ap.add_argument("--batches", type=int, default=100, help="unlabelled batches pooled")
     ap.add_argument("--takes", type=int, default=4, help="takes per batch")
     ap.add_argument("--instants", type=int, default=4, help="instants per take")
     ap.add_argument("--views", type=int, default=4, help="views per instant")
     ap.add_argument("--close", type=float, default=60.0,
                     help="a pair closer than this (true canonical MPJPE, mm) shares a pose")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
-                    / "cross_take_matches.json")
     args = ap.parse_args()
     from mcss.data.format import Dataset
 

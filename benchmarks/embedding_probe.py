@@ -23,7 +23,6 @@ than ``labelled`` does, the pose is in their embedding but not where S1's poses 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from machine import cpu_model
+from machine import cpu_model, runs_parser
 from view_consistency import run_labels
 
 RIDGE = 1e-2  # the ridge penalty, relative to the mean eigenvalue of the standardised Gram
@@ -170,13 +169,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
+    ap = runs_parser(__doc__, "embedding_probe.json")
     ap.add_argument("--max-fit", type=int, default=4000,
                     help="at most this many of a run's labelled crops to fit on (seeded)")
-    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results"
-                    / "embedding_probe.json")
     args = ap.parse_args()
     import torch
 

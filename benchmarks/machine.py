@@ -44,13 +44,20 @@ def write_runs_result(path: Path, runs: dict[str, Any], **extra: Any) -> None:
     print(f"wrote {path}")
 
 
-def runs_arguments(doc: str, results_name: str, max_frames: int,
-                   frames_help: str) -> argparse.Namespace:
-    """The command line of a benchmark that measures trained runs on a dataset."""
+def runs_parser(doc: str, results_name: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark that measures trained runs on a dataset: ``--data``,
+    ``--runs`` and ``--results``; the benchmark adds its own options."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run folders")
-    ap.add_argument("--max-frames", type=int, default=max_frames, help=frames_help)
     ap.add_argument("--results", type=Path,
                     default=Path(__file__).parent / "results" / results_name)
+    return ap
+
+
+def runs_arguments(doc: str, results_name: str, max_frames: int,
+                   frames_help: str) -> argparse.Namespace:
+    """:func:`runs_parser` with ``--max-frames``, parsed."""
+    ap = runs_parser(doc, results_name)
+    ap.add_argument("--max-frames", type=int, default=max_frames, help=frames_help)
     return ap.parse_args()
