@@ -137,6 +137,11 @@ CAPTIONS = {
                                      "one seed each, beside session 15's two baseline seeds "
                                      "with flips on; session 18, 2 CPU cores, 1 thread per run "
                                      "(benchmarks/merge_long.py)",
+    "long_schedule_cpu_12k_views4": "12000 steps on the Intel Xeon: the S1 baseline and MCSS "
+                                    "with 2 views (an earlier session, runs/cpu10) beside the "
+                                    "baseline with every training actor's labels (session "
+                                    "22), one seed each, 1 thread per run "
+                                    "(benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_bf16": "MCSS with 4 views of 2 takes in bfloat16 autocast with "
                                    "channels-last memory (`precision=bf16 "
                                    "channels_last=true`, session 22) beside session 20's "
@@ -415,6 +420,9 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_colour", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
     ("long_schedule_cpu_2400_view_colour", long_schedule_table),
+    ("long_schedule_cpu_12k_views4", long_schedule_table),
+    ("embedding_probe_cpu_12000", probe_table),
+    ("cross_take_matches_cpu_12000", matches_table),
     ("cross_take_matches_cpu_6000", matches_table),
     ("embedding_probe_cpu_6000", probe_table),
     ("long_schedule_cpu_6000_erase", long_schedule_table),
