@@ -97,7 +97,11 @@ def pooled_instants(run: Path, ds: Any, shape: tuple[int, int, int], batches: in
         out["pose"].append(pred["pose_canonical"].reshape(per_batch, shape[2], 17, 3).mean(1))
         out["embedding"].append(pred["embedding"].reshape(per_batch, shape[2], -1).mean(1))
         first_views = rows[::shape[2]]
-        out["truth"].append(to_canonical(labelled_poses(ds, first_views)[1]))
+        labelled, truth = labelled_poses(ds, first_views)
+        if len(labelled) < len(first_views):
+            raise SystemExit(f"{ds.path}: instants without 3D labels; this benchmark scores "
+                             "pairs with the true poses (synthetic data)")
+        out["truth"].append(to_canonical(truth))
         out["take"].append(ds.sequence_id[first_views])
         out["action"].append(ds.actions[first_views])
     pooled = {k: np.concatenate(v) for k, v in out.items()}

@@ -35,6 +35,8 @@ from mcss.train import build_model, training_step
 
 def time_ours(batches: TrainBatches, cfg, steps: int, offset: int) -> float:
     model = build_model(cfg)
+    if cfg.channels_last:  # as mcss.train places it
+        model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, foreach=True)
     triplet = TripletLoss(TemporalHardNegativeMiner(min_gap=cfg.min_gap, strategy=cfg.strategy,
                                                     margin=cfg.margin))
