@@ -139,8 +139,10 @@ CAPTIONS = {
                                      "(benchmarks/merge_long.py)",
     "long_schedule_cpu_12k_views4": "12000 steps on the Intel Xeon: the S1 baseline and MCSS "
                                     "with 2 views (an earlier session, runs/cpu10) beside the "
-                                    "baseline with every training actor's labels (session "
-                                    "22), one seed each, 1 thread per run "
+                                    "baseline with every training actor's labels and MCSS "
+                                    "with 4 views of 2 takes (session 22; its seconds blank: "
+                                    "9385 s by its files, summarised by a second call), one "
+                                    "seed each, 1 thread per run "
                                     "(benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_bf16": "MCSS with 4 views of 2 takes in bfloat16 autocast with "
                                    "channels-last memory (`precision=bf16 "
