@@ -23,15 +23,12 @@ than ``labelled`` does, the pose is in their embedding but not where S1's poses 
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from machine import cpu_model, runs_parser
+from machine import runs_parser, write_runs_result
 from view_consistency import run_labels
 
 RIDGE = 1e-2  # the ridge penalty, relative to the mean eigenvalue of the standardised Gram
@@ -173,20 +170,13 @@ def main() -> None:
     ap.add_argument("--max-fit", type=int, default=4000,
                     help="at most this many of a run's labelled crops to fit on (seeded)")
     args = ap.parse_args()
-    import torch
-
     from mcss.data.format import Dataset
 
     ds = Dataset(args.data)
     runs = {label: probe_run(run, ds, args.max_fit)
             for run, label in zip(args.runs, run_labels(args.runs), strict=True)}
-    results = {"runs": runs, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-               "torch": torch.__version__, "ridge": RIDGE,
-               "command": "python benchmarks/embedding_probe.py " + " ".join(sys.argv[1:])}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=1) + "\n")
     print(markdown(runs))
-    print(f"wrote {args.results}")
+    write_runs_result(args.results, runs, ridge=RIDGE)
 
 
 if __name__ == "__main__":

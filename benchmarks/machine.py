@@ -22,6 +22,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's bfloat16-related instruction sets (from /proc/cpuinfo; empty if unknown)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
+
+
 def load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (other work on the machine skews timings)."""
     try:

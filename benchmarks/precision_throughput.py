@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from long_schedule import PINNED, VARIANTS
-from machine import write_runs_result
+from machine import cpu_flags, write_runs_result
 from train_throughput import time_ours
 
 ARMS: dict[str, list[str]] = {
@@ -27,17 +27,6 @@ ARMS: dict[str, list[str]] = {
     "bf16": ["precision=bf16"],
     "bf16, channels_last": ["precision=bf16", "channels_last=true"],
 }
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's bfloat16-related instruction sets (from /proc/cpuinfo; empty if unknown)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
 
 
 def main() -> None:
