@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from mcss.config import TrainConfig, resolve_config
-from mcss.report import markdown_to_html
+from mcss.report import image_title, markdown_to_html, write_html
 from mcss.reproduce import PRESETS, ReproPreset, StageError, reproduce, results_markdown
 from mcss.synth.generate import preset as synth_preset
 
@@ -100,6 +100,16 @@ def test_report_tables_become_html_tables() -> None:
     assert markdown_to_html(text) == (
         "<table><tr><th>method</th><th>MPJPE &lt;mm&gt;</th></tr>"
         "<tr><td>mcss</td><td>1.5</td></tr></table>\n<p>Mean pose &amp; oracle.</p>")
+
+
+def test_report_images_get_readable_headings(tmp_path: Path) -> None:
+    grid = tmp_path / "grid_mcss.png"
+    Image.new("RGB", (4, 4)).save(grid)
+    page = write_html(tmp_path / "report", "t", [], [grid]).read_text()
+    assert "<h3>Cross-view retrieval: mcss</h3><p>Each row: a query crop" in page
+    assert (tmp_path / "report" / "grid_mcss.png").is_file()
+    assert image_title("learning_curves")[0] == "Learning curves"
+    assert image_title("seed_spread") == ("Seed spread", "")
 
 
 def test_a_failed_parallel_stage_is_one_error_naming_its_log(

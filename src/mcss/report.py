@@ -121,6 +121,27 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(out)
 
 
+IMAGE_TITLES = {
+    "learning_curves": ("Learning curves",
+                        "Canonical MPJPE on the held-out training subject during training."),
+    "mpjpe_bars": ("Test MPJPE by method",
+                   "Mean over seeds; dots are single seeds; lines are the sanity references."),
+    "label_curve": ("Label-efficiency curve",
+                    "Test canonical MPJPE against the share of 3D labels used."),
+}
+
+
+def image_title(stem: str) -> tuple[str, str]:
+    """A heading and a one-line caption for a report image, from its file name."""
+    if stem in IMAGE_TITLES:
+        return IMAGE_TITLES[stem]
+    if stem.startswith("grid_"):
+        return (f"Cross-view retrieval: {stem.removeprefix('grid_')}",
+                "Each row: a query crop, then its top 5 from the other cameras; above each "
+                "match, its true pose's PA-MPJPE to the query's.")
+    return stem.replace("_", " ").capitalize(), ""
+
+
 def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]],
                images: list[Path]) -> Path:
     """``report/index.html``: text sections (markdown tables become HTML tables, other
@@ -133,8 +154,9 @@ def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]],
         target = out_dir / image.name
         if image.resolve() != target.resolve():
             shutil.copyfile(image, target)
-        parts.append(f'<h3>{html.escape(image.stem)}</h3><img src="{image.name}" '
-                     'style="max-width:100%">')
+        title, caption = image_title(image.stem)
+        parts.append(f'<h3>{html.escape(title)}</h3><p>{html.escape(caption)}</p>'
+                     f'<img src="{image.name}" style="max-width:100%">')
     page = out_dir / "index.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>"
                     f"{html.escape(title)}</title><style>body{{font-family:sans-serif;"
