@@ -18,9 +18,11 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 import mcss.checkpoint as ckpt
 from mcss.checkpoint import (
     CheckpointError,
+    best_checkpoint,
     checkpoint_step,
     latest_checkpoint,
     load_checkpoint,
+    save_best,
     save_checkpoint,
 )
 
@@ -186,6 +188,26 @@ def test_saving_the_same_step_again_replaces_it(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, 7, model, extra={"v": 1})
     save_checkpoint(tmp_path, 7, model, extra={"v": 2})
     assert load_checkpoint(tmp_path, model)["extra"] == {"v": 2}
+    assert _leftovers(tmp_path) == []
+
+
+def test_best_survives_pruning_and_leaves_latest_alone(tmp_path: Path) -> None:
+    model = _tiny()
+    assert best_checkpoint(tmp_path) is None
+    save_best(tmp_path, 2, model, {"metrics": {"step": 2}})
+    for step in range(1, 5):
+        save_checkpoint(tmp_path, step, model, keep_last=1)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    save_best(tmp_path, 4, model, {"metrics": {"step": 4}})
+    folder, extra = best_checkpoint(tmp_path)
+    assert folder == tmp_path / "checkpoints" / "best" and extra == {"metrics": {"step": 4}}
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors", "rng.safetensors",
+                                                        "state.json"]  # no optimizer state
+    assert latest_checkpoint(tmp_path).name == "step-00000004"
+    fresh = _tiny()
+    assert load_checkpoint(folder, fresh, restore_rng=False)["step"] == 4
+    assert torch.equal(fresh.weight, model.weight)
     assert _leftovers(tmp_path) == []
 
 

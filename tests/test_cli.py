@@ -60,8 +60,10 @@ def test_train_eval_retrieve_end_to_end(tiny_dataset: Path, tmp_path: Path, caps
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "latest").is_file()
     with pytest.raises(SystemExit) as stop:
         main(["eval", str(run), "--data", str(tiny_dataset)])
-    report = capsys.readouterr().out
+    captured = capsys.readouterr()
+    report = captured.out
     assert stop.value.code == 0
+    assert f"mcss eval {run} --checkpoint best" in " ".join(captured.err.split())
     assert "mean over actions" in report and "mean-pose predictor" in report
     assert "Left and right: agreement" in report
     result = json.loads((run / "eval-test.json").read_text())
@@ -76,6 +78,17 @@ def test_train_eval_retrieve_end_to_end(tiny_dataset: Path, tmp_path: Path, caps
     weighted = sum(m["mean_pose_mpjpe"] * m["frames"] for m in subjects.values())
     assert weighted / result["frames"] == pytest.approx(
         result["references"]["mean_pose_mpjpe"], rel=1e-9)
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", str(run), "--data", str(tiny_dataset), "--checkpoint", "best"])
+    assert stop.value.code == 0
+    best = json.loads((run / "eval-test-best.json").read_text())
+    assert Path(best["checkpoint"]) == run / "checkpoints" / "best"
+    assert best["mean_over_frames"] == result["mean_over_frames"]  # one validation: same model
+    for target, choice, message in [(run, "first", "latest or best"),
+                                    (tmp_path, "best", "no checkpoints/best")]:
+        with pytest.raises(SystemExit) as stop:
+            main(["eval", str(target), "--data", str(tiny_dataset), "--checkpoint", choice])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         main(["retrieve", f"mine={run}", "--data", str(tiny_dataset), "--out",
               str(tmp_path / "ret")])

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mcss.checkpoint import best_checkpoint
 from mcss.config import ConfigError, resolve_config
 from mcss.data.batches import MultiViewBatchSampler
 from mcss.data.format import Dataset
@@ -57,6 +58,20 @@ def test_resume_is_identical_to_an_uninterrupted_run(tiny_dataset, mcss_run, tmp
     rows = (run / "metrics.csv").read_text().splitlines()[1:]
     keys = [tuple(r.split(",")[:3]) for r in rows]
     assert len(keys) == len(set(keys))  # no step logged twice across the resume
+    assert best_checkpoint(run)[1]["metrics"] == best_checkpoint(mcss_run)[1]["metrics"]
+
+
+def test_best_checkpoint_holds_the_lowest_validation_error(tiny_dataset, mcss_run,
+                                                           tmp_path) -> None:
+    rows = [r.split(",") for r in (mcss_run / "metrics.csv").read_text().splitlines()[1:]]
+    val = {int(r[0]): float(r[3]) for r in rows if r[1:3] == ["val", "canonical_mpjpe"]}
+    folder, extra = best_checkpoint(mcss_run)
+    assert extra["metrics"]["step"] == min(val, key=val.get)
+    assert extra["metrics"]["canonical_mpjpe"] == pytest.approx(min(val.values()), rel=1e-5)
+    assert load_trained(folder)[2] == folder  # mcss eval RUN/checkpoints/best works
+    train(tiny_dataset, tmp_path / "nobest", _cfg(lam=0.5, steps=2, keep_best=False),
+          progress=False)
+    assert best_checkpoint(tmp_path / "nobest") is None
 
 
 def test_unlabelled_labels_are_never_read(tiny_dataset, mcss_run, tmp_path) -> None:

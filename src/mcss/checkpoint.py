@@ -4,6 +4,8 @@ Layout (one folder per saved step, see ``DESIGN.md`` section 5)::
 
     run_dir/checkpoints/
         latest                      # text: the newest folder's name, e.g. "step-00000300"
+        best/                       # the model at its best validation so far (model,
+                                    # rng and state.json only; see save_best)
         step-00000300/
             model.safetensors       # model.state_dict() (parameters and buffers)
             teacher.safetensors     # the mean teacher's state dict (runs with ``teacher``)
@@ -46,8 +48,10 @@ from torch.optim.lr_scheduler import LRScheduler
 __all__ = [
     "CheckpointError",
     "FORMAT_VERSION",
+    "best_checkpoint",
     "latest_checkpoint",
     "load_checkpoint",
+    "save_best",
     "save_checkpoint",
 ]
 
@@ -56,6 +60,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
+BEST_DIR = "best"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 TEACHER_FILE = "teacher.safetensors"
@@ -112,6 +117,28 @@ def save_checkpoint(
     if keep_last is not None:
         _prune(ckpt_dir, step, keep_last)
     return final
+
+
+def save_best(run_dir: Path, step: int, model: nn.Module, extra: dict[str, Any]) -> Path:
+    """Replace ``run_dir/checkpoints/best/`` atomically with the model alone (no optimizer:
+    it is for evaluation, not resume). ``extra`` should name the metric it was chosen by."""
+    ckpt_dir = Path(run_dir) / CHECKPOINTS_DIR
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / BEST_DIR
+    with _temp_dir(ckpt_dir, BEST_DIR) as tmp:
+        _write_contents(tmp, step, model, None, None, extra, None)
+        _fsync_dir(tmp)
+        _replace_dir(tmp, final)
+    _fsync_dir(ckpt_dir)
+    return final
+
+
+def best_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The run's ``best`` folder and its ``extra``, or None when it has none yet."""
+    folder = _checkpoints_dir(Path(run_dir)) / BEST_DIR
+    if not (folder / STATE_FILE).is_file():
+        return None
+    return folder, _read_state(folder).get("extra", {})
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -164,6 +164,12 @@ def train(
         raise SystemExit(130) from None
     mpjpe = metrics.get("mpjpe", float("nan"))
     console.print(f"run written to {out}; final validation MPJPE {mpjpe:.1f} mm")
+    from mcss.checkpoint import best_checkpoint
+
+    if (best := best_checkpoint(out)) is not None:
+        chosen = best[1]["metrics"]
+        console.print(f"lowest validation canonical MPJPE {chosen['canonical_mpjpe']:.1f} mm at "
+                      f"step {chosen['step']}: mcss eval {out} --checkpoint best")
 
 
 @app.command("eval")
@@ -174,6 +180,9 @@ def eval_(
     split: Annotated[str, typer.Option(help="Split of the dataset (never tune on test).")] = "test",
     out: Annotated[Path | None, typer.Option(help="Folder for eval-<split>.json and .md "
                                              "(default: the run folder).")] = None,
+    checkpoint: Annotated[str, typer.Option(
+        help="Of a run folder: 'latest', or 'best' (the step with the lowest validation "
+             "canonical MPJPE; written as eval-<split>-best.json).")] = "latest",
 ) -> None:
     """Evaluate a trained run: per-action MPJPE, canonical MPJPE, PA-MPJPE, N-MPJPE, 3D-PCK
     and AUC, the mean over actions and over frames, each subject's mean, beside the
@@ -183,20 +192,28 @@ def eval_(
     """
     import json
 
-    from mcss.checkpoint import CheckpointError
+    from mcss.checkpoint import CheckpointError, best_checkpoint
     from mcss.evaluate import evaluate_run, evaluation_markdown
 
+    if checkpoint not in ("latest", "best"):
+        raise UserError(f"--checkpoint must be latest or best, got {checkpoint!r}")
+    source, name = run, f"eval-{split}"
+    if checkpoint == "best":
+        if (best := best_checkpoint(run)) is None:
+            raise UserError(f"{run} has no checkpoints/best (trained with keep_best=false, or "
+                            "before any validation); evaluate its latest checkpoint instead")
+        source, name = best[0], f"eval-{split}-best"
     try:
-        result = evaluate_run(run, data, split)
+        result = evaluate_run(source, data, split)
     except CheckpointError as err:
         raise UserError(str(err)) from err
     folder = out or (run if (run / "config.yaml").exists() else run.parent)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"eval-{split}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     report = evaluation_markdown(result)
-    (folder / f"eval-{split}.md").write_text(report)
+    (folder / f"{name}.md").write_text(report)
     print(report)
-    console.print(f"written {folder / f'eval-{split}.json'} and .md")
+    console.print(f"written {folder / f'{name}.json'} and .md")
 
 
 @app.command()

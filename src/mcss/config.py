@@ -109,6 +109,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 200
     keep_last: int = 2
+    keep_best: bool = True  # checkpoints/best: the model at its lowest validation canonical MPJPE
     num_workers: int = 0
     # where and how: none of these change the method
     device: str = "auto"  # auto | cpu | cuda (auto: this rank's GPU if there is one)

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from mcss import distributed
-from mcss.checkpoint import load_checkpoint, save_checkpoint
+from mcss.checkpoint import best_checkpoint, load_checkpoint, save_best, save_checkpoint
 from mcss.config import TrainConfig, save_config
 from mcss.data.format import Dataset
 from mcss.data.training import TrainBatches, make_split
@@ -249,6 +249,7 @@ def _train(
         log.truncate_after(start)
     bar = progress_bar(cfg.steps, start, progress and rt.is_main)
     metrics: dict[str, Any] = {}
+    best = _best_so_far(run, start) if rt.is_main else math.inf
     tic, window = time.perf_counter(), 0
     with StopRequest() as stop:
         for step, batch in enumerate(loader, start=start):
@@ -279,12 +280,13 @@ def _train(
                 metrics = validate(model) | {"step": done}
                 log.write(done, "val", metrics)
                 bar.write(val_line(done, metrics))
+                if cfg.keep_best and metrics[BEST_METRIC] < best:
+                    best = metrics[BEST_METRIC]
+                    save_best(run, done, model, _checkpoint_extra(cfg, ds, metrics))
             stopping = distributed.any_rank(stop.signal is not None)
             if rt.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
                 save_checkpoint(run, done, model, optimizer, scheduler,
-                                {"config": cfg.to_dict(), "metrics": metrics,
-                                 "image_size": int(ds.meta["image_size"])}, cfg.keep_last,
-                                teacher)
+                                _checkpoint_extra(cfg, ds, metrics), cfg.keep_last, teacher)
             bar.update(1)
             if stopping:
                 bar.close()
@@ -294,6 +296,22 @@ def _train(
     if rt.is_main:
         (run / "final_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+BEST_METRIC = "canonical_mpjpe"  # on the validation subjects, never the test split
+
+
+def _checkpoint_extra(cfg: TrainConfig, ds: Dataset, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"config": cfg.to_dict(), "metrics": metrics, "image_size": int(ds.meta["image_size"])}
+
+
+def _best_so_far(run: Path, start: int) -> float:
+    """The validation score a new ``best`` must beat: the saved one when resuming at or after
+    its step; otherwise none (a fresh run's first validation replaces any old ``best``)."""
+    found = best_checkpoint(run) if start > 0 and run.exists() else None
+    if found is None or found[1].get("metrics", {}).get("step", math.inf) > start:
+        return math.inf
+    return float(found[1]["metrics"][BEST_METRIC])
 
 
 def _placed(model: PoseNet, cfg: TrainConfig, rt: distributed.Runtime) -> torch.nn.Module:
