@@ -142,6 +142,7 @@ def train(
     Example: mcss train --data data/quick --out runs/mcss --preset quick
     On 4 GPUs: torchrun --nproc-per-node 4 -m mcss train --data ... --out ... (docs/distributed.md)
     """
+    from mcss.checkpoint import best_checkpoint
     from mcss.config import ConfigError, resolve_config
     from mcss.train import train as run_training
 
@@ -164,8 +165,6 @@ def train(
         raise SystemExit(130) from None
     mpjpe = metrics.get("mpjpe", float("nan"))
     console.print(f"run written to {out}; final validation MPJPE {mpjpe:.1f} mm")
-    from mcss.checkpoint import best_checkpoint
-
     if (best := best_checkpoint(out)) is not None:
         chosen = best[1]["metrics"]
         console.print(f"lowest validation canonical MPJPE {chosen['canonical_mpjpe']:.1f} mm at "
