@@ -171,7 +171,8 @@ def train(
                       f"step {chosen['step']}: mcss eval {out} --checkpoint best")
 
 
-@app.command("eval")
+@app.command("eval", short_help="Evaluate a run: per-action MPJPE, PA-MPJPE, PCK/AUC beside "
+             "the sanity references.")
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run folder (its latest checkpoint) or a "
                                          "checkpoint folder.")],
@@ -188,6 +189,8 @@ def eval_(
     mean-pose and nearest-labelled-pose references.
 
     Example: mcss eval runs/mcss --data data/quick --split test
+    The step chosen on the validation subjects:
+    mcss eval runs/mcss --data data/quick --checkpoint best
     """
     import json
 
@@ -215,7 +218,8 @@ def eval_(
     console.print(f"written {folder / f'{name}.json'} and .md")
 
 
-@app.command()
+@app.command(short_help="Cross-view pose retrieval: Hit@k against a random ranking, and "
+                        "image grids.")
 def retrieve(
     runs: Annotated[list[str], typer.Argument(help="NAME=RUN pairs (or RUN): the runs to "
                                                "compare, e.g. mcss=runs/mcss base=runs/base.")],
@@ -256,7 +260,7 @@ def _inference_errors() -> tuple[type[Exception], ...]:
     return CheckpointError, PredictError, PoseIndexError, ExportError
 
 
-@app.command("predict")
+@app.command("predict", short_help="Predict 3D poses on images and videos.")
 def predict_(
     run: Annotated[Path, typer.Argument(help="Run folder (its latest checkpoint) or a "
                                          "checkpoint folder.")],
@@ -303,7 +307,7 @@ def predict_(
                   + (f" and {len(result.renders)} renders in {out / 'render'}" if render else ""))
 
 
-@app.command("index")
+@app.command("index", short_help="Embed a dataset into a FAISS index for `mcss search`.")
 def index_(
     run: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder whose "
                                          "embedding is indexed.")],
@@ -347,7 +351,7 @@ def index_(
     console.print(f"written {out}: {len(built)} frames, {built.meta['params']}")
 
 
-@app.command("search")
+@app.command("search", short_help="Find the indexed frames nearest in pose to a query image.")
 def search_(
     index: Annotated[Path, typer.Argument(help="Index folder written by `mcss index`.")],
     image: Annotated[Path, typer.Option(help="Query image.")],
@@ -397,7 +401,7 @@ def search_(
         console.print(f"hits: {json_out}")
 
 
-@app.command("export")
+@app.command("export", short_help="Export the network to ONNX.")
 def export_(
     run: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder.")],
     onnx: Annotated[Path, typer.Option(help="ONNX file to write.")],
@@ -427,7 +431,8 @@ def export_(
                   f"{model.image_size}x{model.image_size} px)")
 
 
-@app.command("reproduce")
+@app.command("reproduce", short_help="One command: data, training, evaluation, retrieval and "
+             "an HTML report.")
 def reproduce_(
     preset: Annotated[str, typer.Option(help="quick: baseline + MCSS, 1 seed (the demo, "
                                         "about 10 min on 2 CPU cores); full: baseline, "
