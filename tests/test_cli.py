@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,16 @@ def test_synth_writes_dataset_and_preview(tmp_path: Path) -> None:
     assert other.returncode == 2 and "--overwrite" in other.stderr
     marked = mcss("synth", "--preset", "tiny", "--out", str(out), "--marked-left")
     assert marked.returncode == 2 and "--overwrite" in marked.stderr  # another dataset
+
+
+def test_help_lists_every_command_on_one_line() -> None:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "mcss", "--help"], capture_output=True,
+                         text=True, env=env).stdout
+    panel = out[out.index("Commands"):].split("╰")[0].splitlines()[1:]
+    names = [row.strip("│ ").split(" ", 1)[0] for row in panel]
+    assert names == ["synth", "train", "eval", "retrieve", "predict", "index", "search",
+                     "export", "reproduce", "convert"], panel
 
 
 def test_bad_arguments_give_one_line_and_exit_2(
