@@ -141,9 +141,11 @@ CAPTIONS = {
                                     "with 2 views (an earlier session, runs/cpu10) beside the "
                                     "baseline with every training actor's labels and MCSS "
                                     "with 4 views of 2 takes (session 22; its seconds blank: "
-                                    "9385 s by its files, summarised by a second call), one "
-                                    "seed each, 1 thread per run "
-                                    "(benchmarks/merge_long.py)",
+                                    "9385 s by its files, summarised by a second call), and "
+                                    "the same MCSS run in bfloat16 with channels-last "
+                                    "(sessions 22-23; stopped at step 4061 and continued in "
+                                    "the next session, its seconds blank), one seed each, 1 "
+                                    "thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_bf16": "MCSS with 4 views of 2 takes in bfloat16 autocast with "
                                    "channels-last memory (`precision=bf16 "
                                    "channels_last=true`, session 22) beside session 20's "
