@@ -152,6 +152,11 @@ CAPTIONS = {
                                    "float32 run and its variant with one colour draw per "
                                    "instant, one seed each, the same Intel Xeon type; 2 CPU "
                                    "cores, 1 thread per run (benchmarks/merge_long.py)",
+    "long_schedule_cpu_6000_bf16": "the same check at 6000 steps: the S1 baseline and MCSS "
+                                   "with 4 views of 2 takes in float32 (session 20) beside "
+                                   "MCSS in bfloat16 with channels-last (session 23), seed 0, "
+                                   "the same Intel Xeon type; 2 CPU cores, 1 thread per run "
+                                   "(benchmarks/merge_long.py)",
     "long_schedule_cpu_2400_appearance": "appearance augmentation for the baseline and MCSS "
                                          "with 4 views of 2 takes: random erasing of the "
                                          "labelled crops (`erase=0.5`: half of them get a "
@@ -420,6 +425,7 @@ TABLES: tuple[tuple[str, Callable[..., str]], ...] = (
     ("long_schedule_cpu_6000_supervised", long_schedule_table),
     ("long_schedule_cpu_6000_noflip", long_schedule_table),
     ("long_schedule_cpu_2400_bf16", long_schedule_table),
+    ("long_schedule_cpu_6000_bf16", long_schedule_table),
     ("long_schedule_cpu_2400_appearance", long_schedule_table),
     ("long_schedule_cpu_6000_colour", long_schedule_table),
     ("long_schedule_cpu_6000_rotation", long_schedule_table),
