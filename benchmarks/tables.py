@@ -150,8 +150,9 @@ CAPTIONS = {
                                    "channels-last memory (`precision=bf16 "
                                    "channels_last=true`, session 22) beside session 20's "
                                    "float32 run and its variant with one colour draw per "
-                                   "instant, one seed each, the same Intel Xeon type; 2 CPU "
-                                   "cores, 1 thread per run (benchmarks/merge_long.py)",
+                                   "instant, one seed each, and seed 1 in both precisions "
+                                   "(session 23), the same Intel Xeon type; 2 CPU cores, 1 "
+                                   "thread per run (benchmarks/merge_long.py)",
     "long_schedule_cpu_6000_bf16": "the same check at 6000 steps: the S1 baseline and MCSS "
                                    "with 4 views of 2 takes in float32 (session 20) beside "
                                    "MCSS in bfloat16 with channels-last (session 23), seed 0, "
