@@ -107,12 +107,8 @@ def save_checkpoint(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(ckpt_dir)
     name = _step_name(step)
-    final = ckpt_dir / name
-    with _temp_dir(ckpt_dir, name) as tmp:
-        _write_contents(tmp, step, model, optimizer, scheduler, extra or {}, teacher)
-        _fsync_dir(tmp)
-        _replace_dir(tmp, final)
-    _fsync_dir(ckpt_dir)
+    final = _write_folder(ckpt_dir / name, step, model, optimizer, scheduler, extra or {},
+                          teacher)
     _write_text_atomic(ckpt_dir / LATEST_FILE, name + "\n")
     if keep_last is not None:
         _prune(ckpt_dir, step, keep_last)
@@ -124,13 +120,7 @@ def save_best(run_dir: Path, step: int, model: nn.Module, extra: dict[str, Any])
     it is for evaluation, not resume). ``extra`` should name the metric it was chosen by."""
     ckpt_dir = Path(run_dir) / CHECKPOINTS_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    final = ckpt_dir / BEST_DIR
-    with _temp_dir(ckpt_dir, BEST_DIR) as tmp:
-        _write_contents(tmp, step, model, None, None, extra, None)
-        _fsync_dir(tmp)
-        _replace_dir(tmp, final)
-    _fsync_dir(ckpt_dir)
-    return final
+    return _write_folder(ckpt_dir / BEST_DIR, step, model, None, None, extra, None)
 
 
 def best_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -215,6 +205,25 @@ def load_checkpoint(
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def _write_folder(
+    final: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: Optimizer | None,
+    scheduler: LRScheduler | None,
+    extra: dict[str, Any],
+    teacher: nn.Module | None,
+) -> Path:
+    """Build one checkpoint folder under a temporary name beside ``final``, fsync it, and
+    only then swap it in: a crash leaves the previous ``final`` whole."""
+    with _temp_dir(final.parent, final.name) as tmp:
+        _write_contents(tmp, step, model, optimizer, scheduler, extra, teacher)
+        _fsync_dir(tmp)
+        _replace_dir(tmp, final)
+    _fsync_dir(final.parent)
+    return final
 
 
 def _write_contents(
